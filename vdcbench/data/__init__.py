@@ -1,0 +1,1 @@
+"""Video sources, clip sampling and the in-memory splits the trainer and the methods read."""

@@ -1,0 +1,255 @@
+"""The embedded ``synthetic`` data set: ten classes of whole-scene motion in five time-reversed pairs.
+
+Why it looks like this:
+
+* Classes are defined by motion, so one frame cannot tell a class from its pair: every odd class
+  is literally the time reversal of a video generated for its even partner, and each trend is
+  centred at a random time so the centred validation window does not leak direction.
+* Every motion is symmetric about the vertical axis (vertical pan, isotropic zoom, fade,
+  widen/narrow about the centre, an iris centred in the frame), so a horizontal flip, which the
+  protocol trainer applies, never changes the class. ``tests/test_synthetic.py`` checks this.
+* Appearance varies within a class (texture kind, palette, objects, sizes, speeds, moving
+  distractors, pixel noise), so one clip cannot stand for its class.
+* A feasibility run found motions of small objects too slow for MiniC3D to learn from 800 videos,
+  and zoom confused with a vertical stretch; "widen" therefore stretches one axis while
+  squashing the other (the opposite of zoom in the vertical direction), and the fifth pair is an
+  iris rather than a second stretch.
+
+Reproducibility: NumPy's PCG64, seeded per video by (seed, split, class, index), and integer
+(fixed-point) arithmetic only, so every machine produces the same bytes; the protocol pins the
+sha256 of both splits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vdcbench.errors import VdcError
+from vdcbench.protocol import GeneratorSpec
+
+GENERATOR_VERSION = 1
+CLASS_NAMES = (
+    "pan-up", "pan-down",
+    "zoom-in", "zoom-out",
+    "fade-in", "fade-out",
+    "widen", "narrow",
+    "iris-open", "iris-close",
+)
+SPLITS = ("train", "val")
+
+_F = 1024          # fixed-point unit
+_CANVAS = 256      # scene side, in canvas pixels
+_PAIR_PAN, _PAIR_ZOOM, _PAIR_FADE, _PAIR_WIDEN, _PAIR_IRIS = range(5)
+
+
+@dataclass(frozen=True)
+class SyntheticSplit:
+    """One generated split: uint8 videos (N, 3, T, H, W) in class-major order, int64 labels."""
+
+    videos: np.ndarray
+    labels: np.ndarray
+
+    @property
+    def sha256(self) -> str:
+        return split_sha256(self.videos, self.labels)
+
+
+def split_sha256(videos: np.ndarray, labels: np.ndarray) -> str:
+    digest = hashlib.sha256()
+    digest.update(np.ascontiguousarray(videos, dtype=np.uint8).tobytes())
+    digest.update(np.ascontiguousarray(labels, dtype="<i8").tobytes())
+    return digest.hexdigest()
+
+
+def _uniform(rng: np.random.Generator, low: float, high: float) -> int:
+    """A fixed-point value uniform in [low, high]."""
+    return int(rng.integers(round(low * _F), round(high * _F) + 1))
+
+
+def _draw_scene(rng: np.random.Generator) -> np.ndarray:
+    """A textured canvas (3, C, C) int32 with a palette, a background pattern and objects."""
+    size = _CANVAS
+    palette = rng.integers(0, 256, size=(int(rng.integers(3, 7)), 3))
+    kind = int(rng.integers(0, 3))
+    if kind == 0:  # blocks of random palette colours
+        cell = int(rng.choice([8, 16, 32]))
+        grid = rng.integers(0, len(palette), size=(size // cell, size // cell))
+        index = np.repeat(np.repeat(grid, cell, axis=0), cell, axis=1)
+    elif kind == 1:  # stripes along one axis, random widths
+        widths = rng.integers(4, 25, size=size)
+        bands = np.repeat(rng.integers(0, len(palette), size=size), widths)[:size]
+        index = np.broadcast_to(bands[:, None] if rng.integers(0, 2) else bands[None, :],
+                                (size, size))
+    else:  # checkerboard of two colours
+        cell = int(rng.choice([8, 12, 16, 24]))
+        yy, xx = np.indices((size, size))
+        index = ((yy // cell + xx // cell) % 2) * int(rng.integers(1, len(palette)))
+    canvas = palette[index].transpose(2, 0, 1).astype(np.int32)
+
+    yy, xx = np.indices((size, size))
+    # Objects gather near the centre, where every motion's view lies, so most clips show some.
+    for _ in range(int(rng.integers(6, 15))):
+        colour = rng.integers(0, 256, size=3)
+        cy, cx = rng.integers(size // 5, size - size // 5, size=2)
+        hy, hx = rng.integers(6, 33, size=2)
+        if rng.integers(0, 2):
+            mask = (np.abs(yy - cy) <= hy) & (np.abs(xx - cx) <= hx)
+        else:
+            mask = ((yy - cy) ** 2) * hx * hx + ((xx - cx) ** 2) * hy * hy <= (hx * hy) ** 2
+        canvas[:, mask] = colour[:, None]
+    grain = int(rng.integers(8, 25))
+    canvas += rng.integers(-grain, grain + 1, size=(1, size, size))
+    return canvas
+
+
+def _axis_map(centre_fp: int, scale_fp: int, length: int, mirror: bool) -> np.ndarray:
+    """Canvas index of each output pixel along one axis (nearest neighbour, fixed point).
+
+    Output pixel i sits (2i - length + 1) / 2 output pixels from the centre. With ``mirror`` the
+    first half is the exact reflection of the second, so the map commutes with a flip about the
+    canvas centre (used for x, which is what keeps the classes flip-invariant).
+    """
+    offsets = 2 * np.arange(length, dtype=np.int64) - (length - 1)
+    index = (centre_fp + offsets * scale_fp // 2) // _F
+    if mirror:
+        half = length // 2
+        index[:half] = (_CANVAS - 1) - index[length - 1:length - 1 - half:-1]
+    return np.clip(index, 0, _CANVAS - 1)
+
+
+def _render(canvas: np.ndarray, pair: int, params: dict[str, int], frames: int, height: int,
+            width: int) -> np.ndarray:
+    """The forward (even-class) video of one pair: (3, T, H, W) int32, before distractors/noise."""
+    out = np.empty((3, frames, height, width), dtype=np.int32)
+    centre = _CANVAS * _F // 2
+    yy, xx = np.indices((height, width))
+    radius2 = (2 * yy - (height - 1)) ** 2 + (2 * xx - (width - 1)) ** 2
+    for t in range(frames):
+        u = t - params["tc"]
+        sy = sx = params["scale"]
+        cy = centre
+        if pair == _PAIR_PAN:
+            cy = centre - params["speed"] * u
+        elif pair == _PAIR_ZOOM:
+            sy = sx = params["scale"] - params["speed"] * u
+        elif pair == _PAIR_WIDEN:
+            sx = params["scale"] - params["speed"] * u
+            sy = params["scale"] + params["speed"] * u
+        ymap = _axis_map(cy, sy, height, mirror=False)
+        xmap = _axis_map(centre, sx, width, mirror=True)
+        frame = canvas[:, ymap[:, None], xmap[None, :]]
+        if pair == _PAIR_FADE:
+            alpha = min(_F, max(0, params["level"] + params["speed"] * u))
+            frame = frame * alpha // _F
+        elif pair == _PAIR_IRIS:
+            r = max(0, params["level"] + params["speed"] * u)
+            frame = frame * (4 * r * r >= radius2 * _F * _F)
+        out[:, t] = frame
+    return out
+
+
+def _draw_params(rng: np.random.Generator, pair: int, frames: int) -> dict[str, int]:
+    # The trend is centred at a random frame so that no fixed window sees the same phase.
+    tc = int(rng.integers(frames // 4, frames - frames // 4))
+    if pair == _PAIR_PAN:
+        return {"tc": tc, "scale": _uniform(rng, 1.0, 1.3), "speed": _uniform(rng, 1.0, 2.2)}
+    if pair == _PAIR_ZOOM:
+        return {"tc": tc, "scale": _uniform(rng, 1.4, 1.6), "speed": _uniform(rng, 0.025, 0.035)}
+    if pair == _PAIR_WIDEN:
+        return {"tc": tc, "scale": _uniform(rng, 1.3, 1.5), "speed": _uniform(rng, 0.022, 0.030)}
+    if pair == _PAIR_FADE:
+        return {"tc": tc, "scale": _uniform(rng, 1.0, 1.3), "level": _uniform(rng, 0.5, 0.6),
+                "speed": _uniform(rng, 0.018, 0.024)}
+    return {"tc": tc, "scale": _uniform(rng, 1.0, 1.3), "level": _uniform(rng, 22, 28),
+            "speed": _uniform(rng, 0.9, 1.2)}
+
+
+def _add_distractors(video: np.ndarray, rng: np.random.Generator) -> None:
+    """Small squares moving in random directions, drawn over the scene (not part of any class)."""
+    _, frames, height, width = video.shape
+    for _ in range(int(rng.integers(0, 4))):
+        side = int(rng.integers(3, 8))
+        colour = rng.integers(0, 256, size=3)
+        y0, x0 = _uniform(rng, 0, height - side), _uniform(rng, 0, width - side)
+        vy, vx = _uniform(rng, -1.5, 1.5), _uniform(rng, -1.5, 1.5)
+        for t in range(frames):
+            y = min(max((y0 + vy * t) // _F, 0), height - side)
+            x = min(max((x0 + vx * t) // _F, 0), width - side)
+            video[:, t, y:y + side, x:x + side] = colour[:, None, None]
+
+
+def generate_video(seed: int, split: str, label: int, index: int, frames: int, height: int,
+                   width: int, *, distractors: bool = True, noise: bool = True) -> np.ndarray:
+    """One video (3, T, H, W) uint8 of class ``label``; odd classes are reversed even ones."""
+    rng = np.random.default_rng([seed, SPLITS.index(split), label, index])
+    pair = label // 2
+    canvas = _draw_scene(rng)
+    params = _draw_params(rng, pair, frames)
+    video = _render(canvas, pair, params, frames, height, width)
+    if distractors:
+        _add_distractors(video, rng)
+    if noise:
+        amplitude = int(rng.integers(0, 13))
+        video += rng.integers(-amplitude, amplitude + 1, size=(1, frames, height, width))
+    if label % 2 == 1:
+        video = video[:, ::-1]
+    return np.clip(video, 0, 255).astype(np.uint8)
+
+
+def generate_split(spec: GeneratorSpec, split: str) -> SyntheticSplit:
+    if spec.version != GENERATOR_VERSION:
+        raise VdcError(f"the protocol asks for synthetic generator v{spec.version}; this "
+                       f"vdcbench has v{GENERATOR_VERSION}")
+    per_class = spec.train_per_class if split == "train" else spec.val_per_class
+    videos = np.empty((len(CLASS_NAMES) * per_class, 3, spec.frames, spec.height, spec.width),
+                      dtype=np.uint8)
+    labels = np.repeat(np.arange(len(CLASS_NAMES), dtype=np.int64), per_class)
+    for n, label in enumerate(labels):
+        videos[n] = generate_video(spec.seed, split, int(label), n % per_class, spec.frames,
+                                   spec.height, spec.width)
+    return SyntheticSplit(videos=videos, labels=labels)
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("VDCBENCH_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "vdcbench")
+    return Path(root)
+
+
+def _save_atomic(path: Path, array: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npy.tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.save(fh, array, allow_pickle=False)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def load_split(spec: GeneratorSpec, split: str, *, verify: bool = True) -> SyntheticSplit:
+    """The split from the cache, generated (and cached) on first use; checked against the pin."""
+    if split not in SPLITS:
+        raise VdcError(f"unknown split {split!r} of the synthetic data set (known: train, val)")
+    folder = cache_dir() / "synthetic" / f"g{spec.version}-seed{spec.seed}"
+    videos_path, labels_path = folder / f"{split}-videos.npy", folder / f"{split}-labels.npy"
+    expected = spec.train_sha256 if split == "train" else spec.val_sha256
+    if videos_path.is_file() and labels_path.is_file():
+        data = SyntheticSplit(np.load(videos_path, allow_pickle=False),
+                              np.load(labels_path, allow_pickle=False))
+        if not verify or data.sha256 == expected:
+            return data
+    data = generate_split(spec, split)
+    if verify and data.sha256 != expected:
+        raise VdcError(f"the synthetic {split} split generated here has sha256 {data.sha256[:16]}…, "
+                       f"not the protocol's {expected[:16]}…; this machine does not reproduce it")
+    _save_atomic(labels_path, data.labels)
+    _save_atomic(videos_path, data.videos)
+    return data

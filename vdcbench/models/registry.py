@@ -1,0 +1,36 @@
+"""Protocol net names -> builders. The protocol says what a net is; this says how to build it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import nn
+
+from vdcbench.errors import NotBuiltError, UnknownNameError
+from vdcbench.models.minic3d import MiniC3D
+from vdcbench.protocol import NetSpec
+
+
+def _minic3d(spec: NetSpec, num_classes: int) -> nn.Module:
+    p = spec.params
+    return MiniC3D(num_classes, channels=p["channels"], kernel=p["kernel"], stride=p["stride"],
+                   padding=p["padding"], pools=p["pools"], norm=p["norm"], dropout=spec.dropout)
+
+
+_BUILDERS: dict[str, Callable[[NetSpec, int], nn.Module]] = {
+    "minic3d": _minic3d,
+    "minic3d-in": _minic3d,
+}
+
+
+def net_names() -> list[str]:
+    return sorted(_BUILDERS)
+
+
+def build_net(spec: NetSpec, num_classes: int) -> nn.Module:
+    """A freshly initialised net (PyTorch default init); seed the global RNG first for determinism."""
+    if spec.name not in _BUILDERS:
+        if spec.name in ("r2plus1d_r18", "i3d_r18", "slowonly_r18"):
+            raise NotBuiltError(f"evaluation net {spec.name!r}")
+        raise UnknownNameError("net", spec.name, _BUILDERS)
+    return _BUILDERS[spec.name](spec, num_classes)

@@ -1,0 +1,167 @@
+"""Protocol teachers: trained on a data set's full train split, cached by protocol hash.
+
+A teacher is the "full data set" row of every table, the label provider of soft and multi-sl
+evaluation, and the scorer of RDED. It is stored as safetensors with a JSON sidecar (recipe,
+data-set hash, validation accuracy, sha256 of the weights file). Teachers shipped with vdcbench
+live in ``vdcbench/shipped/teachers`` and are found after the user's cache.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import platform
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from vdcbench import __version__
+from vdcbench.data.sampling import clip_interval
+from vdcbench.data.splits import dataset_sha256, open_split, validation_clips
+from vdcbench.data.synthetic import cache_dir
+from vdcbench.errors import VdcError
+from vdcbench.models import build_net
+from vdcbench.protocol import Dataset, Protocol, TeacherRecipe
+from vdcbench.train.randomness import STREAM_INIT, torch_seed
+from vdcbench.train.sources import VideoWindows
+from vdcbench.train.trainer import FitConfig, Trainer
+
+SHIPPED_DIR = Path(__file__).resolve().parent / "shipped" / "teachers"
+
+
+@dataclass(frozen=True)
+class Teacher:
+    net: nn.Module
+    net_name: str
+    dataset: str
+    sha256: str          # of the safetensors file
+    sidecar: dict
+    path: Path
+
+
+def teacher_filename(protocol: Protocol, dataset: str, net: str) -> str:
+    return f"{dataset}-{net}-p{protocol.short_hash}"
+
+
+def teacher_dirs() -> list[Path]:
+    return [cache_dir() / "teachers", SHIPPED_DIR]
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def find_teacher(protocol: Protocol, dataset: str, net: str) -> Path | None:
+    name = teacher_filename(protocol, dataset, net)
+    for folder in teacher_dirs():
+        if (folder / f"{name}.safetensors").is_file() and (folder / f"{name}.json").is_file():
+            return folder / f"{name}.safetensors"
+    return None
+
+
+def load_teacher(protocol: Protocol, dataset: Dataset, net: str, device: str = "cpu") -> Teacher:
+    path = find_teacher(protocol, dataset.name, net)
+    if path is None:
+        raise VdcError(f"no {net} teacher for {dataset.name!r} under protocol "
+                       f"v{protocol.version} ({protocol.short_hash}); train it with "
+                       f"`vdcbench teacher train --dataset {dataset.name} --net {net}`")
+    sidecar = json.loads(path.with_suffix(".json").read_text())
+    sha = file_sha256(path)
+    if sidecar.get("sha256") != sha:
+        raise VdcError(f"teacher {path} does not match the sha256 in its sidecar; retrain it")
+    model = build_net(protocol.net(net), dataset.num_classes)
+    model.load_state_dict(load_file(str(path)))
+    model.to(device).eval()
+    for param in model.parameters():
+        param.requires_grad_(False)
+    return Teacher(net=model, net_name=net, dataset=dataset.name, sha256=sha, sidecar=sidecar,
+                   path=path)
+
+
+def teacher_fit_config(protocol: Protocol, dataset: Dataset, recipe: TeacherRecipe,
+                       epochs: int | None = None) -> FitConfig:
+    return FitConfig(
+        epochs=epochs or recipe.epochs, batch_size=recipe.batch_size, optimizer="sgd",
+        lr=recipe.lr, lr_factor=recipe.lr_factor, momentum=recipe.momentum,
+        weight_decay=recipe.weight_decay, weight_decay_min_ndim=0, grad_clip=recipe.grad_clip,
+        crop_size=dataset.crop, crop_scale=recipe.crop_scale,
+        crop_ratio=protocol.trainer.crop_ratio, hflip=dataset.hflip,
+        mean=protocol.trainer.normalize_mean, std=protocol.trainer.normalize_std, loss="ce",
+    )
+
+
+def train_teacher(protocol: Protocol, dataset: Dataset, net: str = "minic3d", *,
+                  recipe: TeacherRecipe | None = None, epochs: int | None = None,
+                  shuffle_frames: bool = False, device: str = "cpu", progress=None,
+                  output_dir: Path | None = None, save: bool = True) -> tuple[dict, nn.Module]:
+    """Train a teacher on the full train split; return its sidecar (and save it when ``save``).
+
+    ``epochs`` shortens the recipe (tests only: such a teacher is never the protocol's), and
+    ``shuffle_frames`` is the temporal-order control; neither is saved as the protocol teacher.
+    """
+    recipe = recipe or protocol.teacher_recipe(dataset, net)
+    config = teacher_fit_config(protocol, dataset, recipe, epochs)
+    train, val = open_split(dataset, "train"), open_split(dataset, "val")
+    length = int(train.videos.shape[2])
+    source = VideoWindows(train.videos, train.labels, protocol.sampling.frames,
+                          clip_interval(length, protocol.sampling, dataset),
+                          shuffle_frames=shuffle_frames)
+    validation = validation_clips(protocol, val,
+                                  shuffle_frames_seed=recipe.seed if shuffle_frames else None)
+    torch.manual_seed(torch_seed(recipe.seed, STREAM_INIT))
+    model = build_net(protocol.net(net), dataset.num_classes)
+    trainer = Trainer(model, config, source, seed=recipe.seed, device=device)
+    result = trainer.fit(validation, progress=progress)
+    sidecar = {
+        "kind": "vdcbench-teacher",
+        "net": net,
+        "dataset": dataset.name,
+        "dataset_sha256": dataset_sha256(dataset),
+        "protocol": {"version": protocol.version, "sha256": protocol.sha256},
+        "recipe": {k: v for k, v in dataclasses.asdict(recipe).items()},
+        "epochs_run": config.epochs,
+        "shuffle_frames": shuffle_frames,
+        "val_top1": result.final.top1,
+        "val_top5": result.final.top5,
+        "train_iterations": result.iterations,
+        "wall_seconds": round(result.wall_seconds, 1),
+        "device": str(trainer.device),
+        "versions": {"vdcbench": __version__, "torch": torch.__version__,
+                     "python": platform.python_version()},
+    }
+    is_protocol_teacher = (config.epochs == recipe.epochs and not shuffle_frames
+                           and recipe is protocol.teacher_recipe(dataset, net))
+    if save and is_protocol_teacher:
+        folder = output_dir or (cache_dir() / "teachers")
+        sidecar["sha256"] = _save_teacher(model, sidecar, folder,
+                                          teacher_filename(protocol, dataset.name, net))
+    return sidecar, model
+
+
+def _save_teacher(model: nn.Module, sidecar: dict, folder: Path, name: str) -> str:
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".safetensors.tmp")
+    os.close(fd)
+    try:
+        save_file(weights, tmp, metadata={"net": sidecar["net"], "dataset": sidecar["dataset"]})
+        sha = file_sha256(Path(tmp))
+        sidecar = {**sidecar, "sha256": sha}
+        side_tmp = Path(tmp).with_suffix(".json.tmp")
+        side_tmp.write_text(json.dumps(sidecar, indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, folder / f"{name}.safetensors")
+        os.replace(side_tmp, folder / f"{name}.json")
+    finally:
+        for leftover in (Path(tmp), Path(tmp).with_suffix(".json.tmp")):
+            leftover.unlink(missing_ok=True)
+    return sha

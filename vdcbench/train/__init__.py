@@ -1,0 +1,1 @@
+"""Batched clip augmentation, label strategies, losses, and the protocol trainer."""
