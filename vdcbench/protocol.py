@@ -327,8 +327,15 @@ def available_versions(directory: Path = PROTOCOL_DIR) -> list[int]:
     return sorted(int(p.stem[1:]) for p in directory.glob("v*.toml") if p.stem[1:].isdigit())
 
 
-@functools.lru_cache(maxsize=None)
 def load_protocol(version: int = LATEST_VERSION, directory: Path = PROTOCOL_DIR) -> Protocol:
+    """The protocol of ``version``; one shared object per (version, directory)."""
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise VdcError(f"unknown protocol version {version!r} (versions are integers)")
+    return _load_protocol(version, Path(directory).resolve())
+
+
+@functools.lru_cache(maxsize=None)
+def _load_protocol(version: int, directory: Path) -> Protocol:
     path = directory / f"v{version}.toml"
     if not path.is_file():
         known = ", ".join(str(v) for v in available_versions(directory)) or "none"

@@ -113,7 +113,8 @@ def _axis_map(centre_fp: int, scale_fp: int, length: int, mirror: bool) -> np.nd
 
     Output pixel i sits (2i - length + 1) / 2 output pixels from the centre. With ``mirror`` the
     first half is the exact reflection of the second, so the map commutes with a flip about the
-    canvas centre (used for x, which is what keeps the classes flip-invariant).
+    canvas centre (used for x, which is what keeps the classes flip-invariant). That needs an even
+    ``length``: with an odd one the middle pixel has no partner; the protocol's width is 64.
     """
     offsets = 2 * np.arange(length, dtype=np.int64) - (length - 1)
     index = (centre_fp + offsets * scale_fp // 2) // _F
@@ -203,6 +204,8 @@ def generate_video(seed: int, split: str, label: int, index: int, frames: int, h
 
 
 def generate_split(spec: GeneratorSpec, split: str) -> SyntheticSplit:
+    if split not in SPLITS:
+        raise VdcError(f"unknown split {split!r} of the synthetic data set (known: train, val)")
     if spec.version != GENERATOR_VERSION:
         raise VdcError(f"the protocol asks for synthetic generator v{spec.version}; this "
                        f"vdcbench has v{GENERATOR_VERSION}")
@@ -238,7 +241,9 @@ def load_split(spec: GeneratorSpec, split: str, *, verify: bool = True) -> Synth
     """The split from the cache, generated (and cached) on first use; checked against the pin."""
     if split not in SPLITS:
         raise VdcError(f"unknown split {split!r} of the synthetic data set (known: train, val)")
-    folder = cache_dir() / "synthetic" / f"g{spec.version}-seed{spec.seed}"
+    folder = cache_dir() / "synthetic" / (
+        f"g{spec.version}-seed{spec.seed}-{spec.frames}x{spec.height}x{spec.width}"
+        f"-{spec.train_per_class}-{spec.val_per_class}")
     videos_path, labels_path = folder / f"{split}-videos.npy", folder / f"{split}-labels.npy"
     expected = spec.train_sha256 if split == "train" else spec.val_sha256
     if videos_path.is_file() and labels_path.is_file():

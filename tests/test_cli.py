@@ -1,0 +1,106 @@
+"""The command line: the README's job end to end (shortened), and one-line errors with exit 2."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from vdcbench.cli import main
+
+
+def _run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_run_baseline_validate_evaluate_and_resume(tmp_path):
+    archive = tmp_path / "r.tar"
+    result = _run("run-baseline", "random", "--dataset", "synthetic", "--ipc", "1", "-o", archive)
+    assert result.exit_code == 0, result.output
+    assert archive.is_file()
+    result = _run("validate", archive)
+    assert result.exit_code == 0 and "frame bytes" in result.output
+    records, summary = tmp_path / "records", tmp_path / "out" / "summary.json"
+    summary.parent.mkdir()
+    args = ("evaluate", archive, "--seeds", "0,1", "--epochs", "2", "--results-dir", records,
+            "--json", summary)
+    result = _run(*args)
+    assert result.exit_code == 0, result.output
+    assert "NOT official" in result.output
+    data = json.loads(summary.read_text())
+    assert data["summary"]["n"] == 2 and len(list(records.rglob("seed*.json"))) == 2
+    assert all(not r["official"] and r["iterations"] == 2 for r in data["records"])
+    # A rerun reuses the records instead of training again.
+    again = _run(*args)
+    assert again.exit_code == 0 and again.output.count("reusing record") == 2
+
+
+def test_same_seed_gives_the_same_archive_content(tmp_path):
+    from vdcbench.archive import read_archive
+    for name in ("a.tar", "b.tar"):
+        assert _run("run-baseline", "random", "--dataset", "synthetic", "--ipc", "1",
+                    "--seed", "4", "-o", tmp_path / name).exit_code == 0
+    a, b = read_archive(tmp_path / "a.tar").condensed, read_archive(tmp_path / "b.tar").condensed
+    assert a.videos.equal(b.videos) and a.labels.equal(b.labels)
+
+
+@pytest.mark.parametrize("args, message", [
+    (("run-baseline", "random", "--dataset", "synthetik", "--ipc", "1"), "did you mean 'synthetic'"),
+    (("run-baseline", "random", "--dataset", "synthetic", "--ipc", "3"), "unknown track 'ipc3-t8'"),
+    (("run-baseline", "randm", "--dataset", "synthetic", "--ipc", "1"), "did you mean 'random'"),
+    (("run-baseline", "random", "--dataset", "synthetic", "--ipc", "1", "--label-strategy", "sof"),
+     "unknown label strategy"),
+    (("run-baseline", "random", "--dataset", "synthetic", "--ipc", "1", "--set", "x=1"),
+     "unknown random setting"),
+    (("run-baseline", "random", "--dataset", "ucf101", "--ipc", "1"), "not built"),
+    (("evaluate", "missing.tar"), "missing.tar"),
+    (("evaluate", "{tmp}/r.tar", "--seeds", "a,b"), "--seeds"),
+    (("evaluate", "{tmp}/r.tar", "--net", "resnet"), "unknown net"),
+    (("evaluate", "{tmp}/r.tar", "--variant", "mixup"), "unknown evaluation variant"),
+    (("evaluate", "{tmp}/r.tar", "--json", "{tmp}/no/such/dir/x.json"), "does not exist"),
+    (("evaluate", "{tmp}/r.tar", "--net", "i3d_r18"), "not built"),
+    (("validate", "{tmp}/notatar.tar"), "not a tar"),
+    (("teacher", "train", "--dataset", "kinetics"), "did you mean 'kinetics400'"),
+])
+def test_user_errors_are_one_line_with_exit_2(tmp_path, random_ipc1, args, message):
+    import shutil
+    shutil.copy(random_ipc1[1], tmp_path / "r.tar")
+    (tmp_path / "notatar.tar").write_text("hello")
+    result = CliRunner().invoke(main, [a.format(tmp=tmp_path) for a in args])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in result.output
+
+
+def test_overwrite_guard_and_no_partial_file(tmp_path):
+    out = tmp_path / "r.tar"
+    out.write_bytes(b"precious")
+    result = _run("run-baseline", "random", "--dataset", "synthetic", "--ipc", "1", "-o", out)
+    assert result.exit_code == 2 and "--overwrite" in result.output
+    assert out.read_bytes() == b"precious"
+    result = _run("run-baseline", "random", "--dataset", "synthetic", "--ipc", "1", "-o",
+                  tmp_path / "missing-dir" / "r.tar")
+    assert result.exit_code == 2
+    assert not (tmp_path / "missing-dir").exists() or not any((tmp_path / "missing-dir").iterdir())
+    result = _run("run-baseline", "random", "--dataset", "synthetic", "--ipc", "1", "-o", out,
+                  "--overwrite")
+    assert result.exit_code == 0 and out.read_bytes() != b"precious"
+
+
+def test_missing_teacher_names_the_command(tmp_path, monkeypatch):
+    import vdcbench.teacher as teacher
+    monkeypatch.setattr(teacher, "teacher_dirs", lambda: [tmp_path / "nowhere"])
+    result = CliRunner().invoke(main, ["run-baseline", "random", "--dataset", "synthetic",
+                                       "--ipc", "1", "--label-strategy", "soft", "-o",
+                                       str(tmp_path / "s.tar")])
+    assert result.exit_code == 2
+    assert "vdcbench teacher train --dataset synthetic --net minic3d" in result.output
+    assert not (tmp_path / "s.tar").exists()
+
+
+def test_methods_and_protocol_listings():
+    assert "random" in _run("methods").output
+    result = _run("protocol")
+    assert result.exit_code == 0 and "ipc10-t8" in result.output and "ssv2" in result.output

@@ -1,0 +1,288 @@
+"""The ``vdcbench`` command: a thin click shell that parses, calls one function, and renders.
+
+Any ``VdcError`` becomes one line on stderr and exit code 2; nothing below this module prints.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                           TimeElapsedColumn, TimeRemainingColumn)
+from rich.table import Table
+
+from vdcbench import __version__
+from vdcbench.errors import VdcError
+
+console = Console(stderr=True)
+out = Console(soft_wrap=True)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def user_errors(fn):
+    """Run a command, turning user errors into one line and exit 2 (never a traceback)."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except VdcError as exc:
+            _fail(str(exc), exc.exit_code)
+        except KeyboardInterrupt:
+            _fail("interrupted; finished seeds are kept and a rerun resumes from them", 130)
+    return wrapper
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                    console=console, transient=False)
+
+
+def _protocol(version: int | None):
+    from vdcbench.protocol import LATEST_VERSION, load_protocol
+    return load_protocol(version or LATEST_VERSION)
+
+
+def _default_results_dir() -> Path:
+    from vdcbench.data.synthetic import cache_dir
+    return cache_dir() / "results"
+
+
+def _parse_seeds(text: str) -> tuple[int, ...]:
+    try:
+        seeds = []
+        for part in text.split(","):
+            if "-" in part.strip()[1:]:
+                lo, hi = part.split("-", 1)
+                seeds.extend(range(int(lo), int(hi) + 1))
+            elif part.strip():
+                seeds.append(int(part))
+    except ValueError:
+        raise VdcError(f"--seeds {text!r} is not a list like 0,1,2 or 0-2") from None
+    if not seeds or any(s < 0 for s in seeds):
+        raise VdcError(f"--seeds {text!r} must name at least one non-negative seed")
+    return tuple(dict.fromkeys(seeds))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="vdcbench")
+def main() -> None:
+    """vdcbench: score condensed video data sets under one frozen protocol."""
+
+
+# ----------------------------------------------------------------------------------- protocol
+@main.command("protocol")
+@click.option("--version", "version", type=int, default=None, help="Protocol version (latest).")
+@user_errors
+def protocol_cmd(version: int | None) -> None:
+    """Show the protocol: version, hash, data sets and tracks."""
+    p = _protocol(version)
+    out.print(f"[bold]{p.name}[/] version {p.version}  sha256 {p.sha256}")
+    table = Table("data set", "classes", "resize", "crop", "metrics", "base batch", "flip")
+    for ds in p.datasets.values():
+        table.add_row(ds.name, str(ds.num_classes or "user"), f"{ds.resize[0]}x{ds.resize[1]}",
+                      str(ds.crop), ",".join(ds.metrics), str(ds.base_batch_size),
+                      "yes" if ds.hflip else "no")
+    out.print(table)
+    out.print("official tracks: " + ", ".join(p.track_ids()))
+    out.print("temporal tracks (declared): " + ", ".join(
+        t for t in p.track_ids(include_temporal=True) if t not in p.track_ids()))
+
+
+# ------------------------------------------------------------------------------------ methods
+@main.command("methods")
+@user_errors
+def methods_cmd() -> None:
+    """List the registered condensation methods."""
+    from vdcbench.methods import available_methods
+    table = Table("method", "kind", "description")
+    for name, cls in available_methods().items():
+        table.add_row(name, cls.kind, cls.description)
+    out.print(table)
+
+
+# ----------------------------------------------------------------------------------- validate
+@main.command("validate")
+@click.argument("archive", type=click.Path(dir_okay=True, path_type=Path))
+@user_errors
+def validate_cmd(archive: Path) -> None:
+    """Check an archive (schema, hashes, shapes, values, budget); print its storage ledger."""
+    from vdcbench.archive import read_archive
+    loaded = read_archive(archive)
+    c = loaded.condensed
+    out.print(f"[green]valid[/]: {archive}  sha256 {loaded.sha256}")
+    out.print(f"  data set {c.dataset}, track {loaded.track.id}, labels {c.label_strategy}, "
+              f"method {c.method.name} ({c.method.kind})")
+    table = Table("storage ledger", "value", title=None)
+    for name, value in loaded.ledger.rows():
+        table.add_row(name, str(value))
+    out.print(table)
+
+
+# ------------------------------------------------------------------------------------ teacher
+@main.group("teacher")
+def teacher_group() -> None:
+    """Protocol teachers (the full-data reference, soft labels, RDED's scorer)."""
+
+
+@teacher_group.command("train")
+@click.option("--dataset", required=True)
+@click.option("--net", default="minic3d", show_default=True)
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--epochs", type=int, default=None,
+              help="Shorten the recipe (smoke tests; the result is reported, not saved).")
+@click.option("--shuffle-frames", is_flag=True,
+              help="Control: permute every clip's frames (reported, not saved).")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None)
+@user_errors
+def teacher_train_cmd(dataset: str, net: str, device: str, epochs: int | None,
+                      shuffle_frames: bool, json_path: Path | None) -> None:
+    """Train the protocol teacher of NET on the full train split of DATASET."""
+    from vdcbench.teacher import train_teacher
+    p = _protocol(None)
+    ds = p.dataset(dataset)
+    recipe = p.teacher_recipe(ds, net)
+    total = epochs or recipe.epochs
+    with _progress() as bar:
+        task = bar.add_task(f"teacher {net} on {dataset}", total=total, info="")
+        sidecar, _ = train_teacher(
+            p, ds, net, epochs=epochs, shuffle_frames=shuffle_frames, device=device,
+            progress=lambda e, n, loss: bar.update(task, completed=e, info=f"loss {loss:.3f}"))
+    saved = "sha256" in sidecar
+    out.print(f"teacher {net} on {dataset}: validation top-1 {sidecar['val_top1']:.1f}% "
+              f"({sidecar['epochs_run']} epochs, {sidecar['wall_seconds']:.0f} s)"
+              + ("" if saved else "  [not saved: not the protocol recipe]"))
+    if json_path:
+        from vdcbench.results import write_json_atomic
+        write_json_atomic(json_path, sidecar)
+
+
+# ------------------------------------------------------------------------------- run-baseline
+@main.command("run-baseline")
+@click.argument("name")
+@click.option("--dataset", required=True)
+@click.option("--ipc", type=int, required=True, help="Instances per class of the track.")
+@click.option("--frames", type=int, default=None, help="Frames per instance (protocol: 8).")
+@click.option("--label-strategy", default="hard", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+              help="Archive to write (default: NAME-DATASET-TRACK-LABELS-sSEED.tar).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output archive.")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+              help="Method setting, repeatable.")
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--evaluate", "then_evaluate", is_flag=True, help="Score the archive straight away.")
+@click.option("--seeds", default="0,1,2", show_default=True, help="Evaluation seeds (with --evaluate).")
+@user_errors
+def run_baseline_cmd(name: str, dataset: str, ipc: int, frames: int | None, label_strategy: str,
+                     seed: int, output: Path | None, overwrite: bool, settings: tuple[str, ...],
+                     device: str, then_evaluate: bool, seeds: str) -> None:
+    """Condense DATASET with the method NAME and write a submission archive."""
+    from vdcbench.archive import write_archive
+    from vdcbench.methods import CondensationTask, get_method
+    from vdcbench.methods.artifacts import ArtifactStore
+    from vdcbench.data.synthetic import cache_dir
+
+    p = _protocol(None)
+    track = p.track(dataset, f"ipc{ipc}-t{frames or p.official_frames}")
+    p.label_strategy(label_strategy)
+    overrides = {}
+    for item in settings:
+        if "=" not in item:
+            raise VdcError(f"--set {item!r} must look like key=value")
+        key, value = item.split("=", 1)
+        overrides[key.strip()] = value.strip()
+    cls = get_method(name)
+    method = cls(cls.config_from_strings(overrides))
+    output = output or Path(f"{name}-{dataset}-{track.id}-{label_strategy}-s{seed}.tar")
+    if output.exists() and not overwrite:
+        raise VdcError(f"{output} exists; pass --overwrite to replace it")
+    eval_seeds = _parse_seeds(seeds)
+    artifacts = ArtifactStore(cache_dir() / "artifacts" / name / dataset / track.id / f"seed{seed}")
+    started = time.perf_counter()
+    with _progress() as bar:
+        task_id = bar.add_task(f"{name} on {dataset} {track.id}", total=None, info="")
+        task = CondensationTask(p, track, label_strategy, seed, artifacts, device,
+                                progress=lambda d, t, w: bar.update(task_id, completed=d, total=t, info=w))
+        condensed = method.condense(task)
+    sha = write_archive(condensed, output, protocol=p, overwrite=overwrite)
+    out.print(f"wrote {output} ({output.stat().st_size / 1e6:.2f} MB, sha256 {sha[:12]}) in "
+              f"{time.perf_counter() - started:.1f} s")
+    if then_evaluate:
+        _evaluate(output, eval_seeds, "minic3d", "official", device, None, None, None)
+
+
+# ----------------------------------------------------------------------------------- evaluate
+@main.command("evaluate")
+@click.argument("archive", type=click.Path(dir_okay=True, path_type=Path))
+@click.option("--seeds", default="0,1,2", show_default=True, help="Evaluation seeds, e.g. 0,1,2 or 0-4.")
+@click.option("--net", default="minic3d", show_default=True)
+@click.option("--variant", default="official", show_default=True,
+              help="official | cutmix | kl (only official is ranked).")
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None,
+              help="Also write the records and their summary to this file.")
+@click.option("--results-dir", type=click.Path(path_type=Path), default=None,
+              help="Where per-seed records go (default: the vdcbench cache).")
+@click.option("--epochs", type=int, default=None, hidden=True,
+              help="Shortened schedule for smoke tests; records are marked not official.")
+@user_errors
+def evaluate_cmd(archive: Path, seeds: str, net: str, variant: str, device: str,
+                 json_path: Path | None, results_dir: Path | None, epochs: int | None) -> None:
+    """Train the evaluation net on ARCHIVE per seed under the protocol and score it."""
+    _evaluate(archive, _parse_seeds(seeds), net, variant, device, json_path, results_dir, epochs)
+
+
+def _evaluate(archive: Path, seeds: tuple[int, ...], net: str, variant: str, device: str,
+              json_path: Path | None, results_dir: Path | None, epochs: int | None) -> None:
+    from vdcbench.archive import read_archive
+    from vdcbench.evaluate import EvalSettings, Evaluation, summarize
+    from vdcbench.results import write_json_atomic
+
+    if json_path is not None and json_path.parent and not json_path.parent.exists():
+        raise VdcError(f"cannot write --json {json_path}: directory {json_path.parent} does not exist")
+    loaded = read_archive(archive)
+    p = _protocol(loaded.manifest["protocol"]["version"])
+    results_dir = results_dir or _default_results_dir()
+    evaluation = Evaluation(p, loaded, EvalSettings(seeds=seeds, net=net, variant=variant,
+                                                    device=device, epochs=epochs), results_dir)
+    records = []
+    with _progress() as bar:
+        for seed in seeds:
+            cached = evaluation.existing(seed)
+            if cached is not None:
+                console.print(f"seed {seed}: reusing record ({cached.top1:.1f}% top-1)")
+                records.append(cached)
+                continue
+            task = bar.add_task(f"seed {seed}", total=evaluation.config.epochs, info="")
+            records.append(evaluation.run_seed(
+                seed, lambda s, e, n, loss: bar.update(task, completed=e, info=f"loss {loss:.3f}")))
+    summary = summarize(records)
+    table = Table("seed", "top-1 %", "top-5 %", "reference best top-1 %", "iterations", "wall s")
+    for r in records:
+        ref = "-" if r.reference_best_top1 is None else f"{r.reference_best_top1:.1f}"
+        table.add_row(str(r.key.seed), f"{r.top1:.2f}", f"{r.top5:.2f}", ref, str(r.iterations),
+                      f"{r.wall_seconds:.0f}")
+    out.print(table)
+    label = "official" if all(r.official for r in records) else "NOT official (shortened schedule or variant)"
+    out.print(f"{loaded.condensed.method.name} {loaded.track.dataset.name} {loaded.track.id} "
+              f"{loaded.condensed.label_strategy} on {net}: top-1 {summary['top1_mean']:.2f} ± "
+              f"{summary['top1_std']:.2f} (n={summary['n']})  [{label}]")
+    out.print(f"records: {results_dir}")
+    if json_path is not None:
+        write_json_atomic(json_path, {"summary": summary,
+                                      "records": [r.to_dict() for r in records]})
+
+
+if __name__ == "__main__":
+    main()

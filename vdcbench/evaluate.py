@@ -1,0 +1,165 @@
+"""Scoring a condensed set under the protocol: one trained student per seed, one record per seed."""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from vdcbench import __version__
+from vdcbench.archive import LoadedArchive
+from vdcbench.data.splits import dataset_sha256, open_split, validation_clips
+from vdcbench.errors import NotBuiltError, VdcError
+from vdcbench.models import build_net
+from vdcbench.protocol import Protocol
+from vdcbench.results import EvalRecord, RecordKey, find_record
+from vdcbench.teacher import load_teacher
+from vdcbench.train.randomness import STREAM_INIT, torch_seed
+from vdcbench.train.sources import StoredClips
+from vdcbench.train.trainer import FitConfig, Trainer, ValidationClips
+
+SeedProgress = Callable[[int, int, int, float], None]   # (seed, epoch, epochs, loss)
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """How to evaluate: the protocol's choices, plus what a user may pick per run."""
+
+    seeds: tuple[int, ...]
+    net: str = "minic3d"
+    variant: str = "official"
+    device: str = "cpu"
+    epochs: int | None = None   # a shortened schedule: tests and smoke runs only, never official
+
+
+def student_fit_config(protocol: Protocol, archive: LoadedArchive, variant: str,
+                       epochs: int | None = None) -> FitConfig:
+    trainer = protocol.trainer
+    track, dataset = archive.track, archive.track.dataset
+    strategy = protocol.label_strategy(archive.condensed.label_strategy)
+    chosen = protocol.variant(variant)
+    loss = chosen.loss_override or strategy.loss
+    if loss == "kl" and strategy.labels == "archive-hard":
+        raise VdcError("the kl variant needs soft or multi-sl labels, not hard labels")
+    run_epochs = epochs or trainer.epochs
+    return FitConfig(
+        epochs=run_epochs, batch_size=trainer.batch_size_for(dataset, track.ipc),
+        optimizer=trainer.optimizer, lr=trainer.lr, lr_factor=trainer.lr_factor,
+        betas=trainer.betas, weight_decay=trainer.weight_decay,
+        weight_decay_min_ndim=trainer.weight_decay_min_ndim, crop_size=dataset.crop,
+        crop_scale=trainer.crop_scale, crop_ratio=trainer.crop_ratio, hflip=dataset.hflip,
+        mean=trainer.normalize_mean, std=trainer.normalize_std, loss=loss, gamma=strategy.gamma,
+        temperature=chosen.temperature, cutmix=chosen.cutmix, cutmix_beta=chosen.cutmix_beta,
+        shuffle=trainer.shuffle, drop_last=trainer.drop_last,
+        eval_epochs=tuple(e for e in trainer.reference_metric_epochs if e < run_epochs),
+    )
+
+
+def _check_temporal(protocol: Protocol, archive: LoadedArchive) -> None:
+    if archive.track.frames != protocol.sampling.frames:
+        raise NotBuiltError(f"evaluating {archive.track.frames}-frame instances (temporal "
+                            f"formations for track {archive.track.id})")
+
+
+class Evaluation:
+    """Evaluate one archive for several seeds; records already on disk are reused, not rerun."""
+
+    def __init__(self, protocol: Protocol, archive: LoadedArchive, settings: EvalSettings,
+                 results_dir: Path):
+        _check_temporal(protocol, archive)
+        self.protocol = protocol
+        self.archive = archive
+        self.settings = settings
+        self.results_dir = Path(results_dir)
+        self.config = student_fit_config(protocol, archive, settings.variant, settings.epochs)
+        self.strategy = protocol.label_strategy(archive.condensed.label_strategy)
+        self.dataset = archive.track.dataset
+        self.teacher = None
+        if self.strategy.labels == "teacher-online":
+            arch = protocol.net(settings.net).teacher_architecture
+            self.teacher = load_teacher(protocol, self.dataset, arch, settings.device)
+        self._validation: ValidationClips | None = None
+
+    def key(self, seed: int) -> RecordKey:
+        c = self.archive.condensed
+        return RecordKey(
+            archive_sha256=self.archive.sha256, protocol_version=self.protocol.version,
+            protocol_sha256=self.protocol.sha256, dataset=self.dataset.name,
+            dataset_sha256=dataset_sha256(self.dataset), track=self.archive.track.id,
+            label_strategy=c.label_strategy, variant=self.settings.variant,
+            net=self.settings.net, teacher_sha256=self.teacher.sha256 if self.teacher else None,
+            seed=seed)
+
+    def existing(self, seed: int) -> EvalRecord | None:
+        return find_record(self.results_dir, self.key(seed), self.archive.condensed.method.name)
+
+    @property
+    def validation(self) -> ValidationClips:
+        if self._validation is None:
+            self._validation = validation_clips(self.protocol, open_split(self.dataset, "val"))
+        return self._validation
+
+    def run_seed(self, seed: int, progress: SeedProgress | None = None) -> EvalRecord:
+        cached = self.existing(seed)
+        if cached is not None:
+            return cached
+        c = self.archive.condensed
+        torch.manual_seed(torch_seed(seed, STREAM_INIT))
+        net = build_net(self.protocol.net(self.settings.net), self.dataset.num_classes)
+        label_fn = None
+        if self.teacher is not None:
+            teacher = self.teacher.net
+
+            @torch.no_grad()
+            def label_fn(inputs, indices):
+                return teacher(inputs)
+
+        source = StoredClips(c.videos, c.labels, c.soft_labels)
+        trainer = Trainer(net, self.config, source, seed=seed, device=self.settings.device,
+                          label_fn=label_fn)
+        callback = (lambda e, n, loss: progress(seed, e, n, loss)) if progress else None
+        result = trainer.fit(self.validation, progress=callback)
+        official = (self.settings.variant == "official" and self.settings.epochs in (None, self.protocol.trainer.epochs))
+        record = EvalRecord(
+            key=self.key(seed),
+            method={"name": c.method.name, "kind": c.method.kind, "seed": c.method.seed},
+            top1=result.final.top1, top5=result.final.top5,
+            reference_best_top1=result.best_top1(self.protocol.trainer.reference_metric_epochs),
+            official=official, epochs=self.config.epochs, iterations=result.iterations,
+            batch_size=self.config.batch_size, wall_seconds=round(result.wall_seconds, 2),
+            device=str(trainer.device), weights_sha256=result.weights_sha256,
+            final_loss=result.losses[-1], ledger=self.archive.ledger.to_dict(),
+            versions=runtime_versions(),
+            by_epoch_top1={str(e): s.top1 for e, s in sorted(result.by_epoch.items())},
+        )
+        record.to_disk(self.results_dir)
+        return record
+
+    def run(self, progress: SeedProgress | None = None) -> list[EvalRecord]:
+        return [self.run_seed(seed, progress) for seed in self.settings.seeds]
+
+
+def runtime_versions() -> dict[str, str]:
+    versions = {"vdcbench": __version__, "torch": torch.__version__,
+                "python": platform.python_version()}
+    try:
+        from importlib.metadata import version
+        versions["pytorchvideo"] = version("pytorchvideo")
+    except Exception:
+        versions["pytorchvideo"] = "not installed"
+    return versions
+
+
+def summarize(records: Sequence[EvalRecord]) -> dict[str, float]:
+    """Mean, sample std and n of top-1 and top-5 over seeds."""
+    import statistics
+
+    out: dict[str, float] = {"n": len(records)}
+    for metric in ("top1", "top5"):
+        values = [getattr(r, metric) for r in records]
+        out[f"{metric}_mean"] = statistics.fmean(values) if values else float("nan")
+        out[f"{metric}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+    return out

@@ -1,0 +1,127 @@
+"""The method API: a ``Method`` condenses a ``CondensationTask`` into a ``CondensedSet``.
+
+A method never reads the protocol TOML, chooses a path or seeds a global generator: the task
+gives it the track, the train split, the protocol teacher, keyed random generators, a device, a
+progress callback and an artifact store for anything it wants to keep between runs.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from vdcbench.condensed import CondensedSet
+from vdcbench.data.splits import VideoSplit, open_split
+from vdcbench.errors import VdcError
+from vdcbench.methods.artifacts import ArtifactStore
+from vdcbench.protocol import Protocol, Track
+from vdcbench.train.augment import Normalize, to_unit_float
+from vdcbench.train.randomness import STREAM_METHOD, rng_for
+
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass(frozen=True)
+class NoConfig:
+    """For methods without settings."""
+
+
+class CondensationTask:
+    """Everything a method may use to condense one track of one data set."""
+
+    def __init__(self, protocol: Protocol, track: Track, label_strategy: str, seed: int,
+                 artifacts: ArtifactStore, device: str = "cpu",
+                 progress: Progress | None = None):
+        protocol.label_strategy(label_strategy)
+        self.protocol = protocol
+        self.track = track
+        self.dataset = track.dataset
+        self.label_strategy = label_strategy
+        self.seed = seed
+        self.artifacts = artifacts
+        self.device = device
+        self._progress = progress
+
+    @functools.cached_property
+    def train(self) -> VideoSplit:
+        """The train split: whole videos at the protocol's resize (the methods' only data)."""
+        return open_split(self.dataset, "train")
+
+    def rng(self, *keys: int) -> np.random.Generator:
+        """A generator keyed by the task's seed and ``keys`` (e.g. the class index)."""
+        return rng_for(self.seed, STREAM_METHOD, *keys)
+
+    def progress(self, done: int, total: int, what: str = "") -> None:
+        if self._progress is not None:
+            self._progress(done, total, what)
+
+    def teacher(self, net: str = "minic3d"):
+        """The protocol teacher of ``net`` on this data set (raises with the command to train it)."""
+        from vdcbench.teacher import load_teacher
+        return load_teacher(self.protocol, self.dataset, net, self.device)
+
+    @torch.no_grad()
+    def teacher_logits(self, videos: torch.Tensor, net: str = "minic3d",
+                       batch_size: int = 50) -> torch.Tensor:
+        """Teacher logits of stored clips, un-augmented and normalised: the ``soft`` labels."""
+        teacher = self.teacher(net).net
+        trainer = self.protocol.trainer
+        normalize = Normalize(trainer.normalize_mean, trainer.normalize_std)
+        out = [teacher(normalize(to_unit_float(videos[i:i + batch_size].to(self.device)))).float().cpu()
+               for i in range(0, videos.shape[0], batch_size)]
+        return torch.cat(out)
+
+    def finish(self, method: "Method", videos: torch.Tensor, labels: torch.Tensor,
+               wall_seconds: float | None = None) -> CondensedSet:
+        """Wrap selected or synthesised clips as a CondensedSet, adding soft labels when asked."""
+        from vdcbench.condensed import MethodInfo
+
+        strategy = self.protocol.label_strategy(self.label_strategy)
+        soft = self.teacher_logits(videos) if strategy.labels == "archive-logits" else None
+        info = MethodInfo(name=method.name, kind=method.kind,
+                          config=dataclasses.asdict(method.config), seed=self.seed,
+                          wall_seconds=wall_seconds, device=self.device)
+        return CondensedSet(videos=videos.contiguous(), labels=labels.to(torch.int64),
+                            soft_labels=soft, label_strategy=self.label_strategy,
+                            dataset=self.dataset.name, track=self.track.id, method=info)
+
+
+class Method(abc.ABC):
+    """Subclass, set ``name``/``kind``/``description``/``Config``, implement ``condense``."""
+
+    name: ClassVar[str]
+    kind: ClassVar[str]          # "selection" | "distillation"
+    description: ClassVar[str]
+    Config: ClassVar[type] = NoConfig
+
+    def __init__(self, config: Any = None):
+        self.config = config if config is not None else self.Config()
+
+    @classmethod
+    def config_from_strings(cls, overrides: dict[str, str]) -> Any:
+        """Build the config from ``--set key=value`` pairs, converting to each field's type."""
+        fields = {f.name: f for f in dataclasses.fields(cls.Config)}
+        values = {}
+        for key, text in overrides.items():
+            if key not in fields:
+                from vdcbench.errors import UnknownNameError
+                raise UnknownNameError(f"{cls.name} setting", key, fields)
+            default = getattr(cls.Config(), key)
+            try:
+                values[key] = type(default)(text) if not isinstance(default, bool) \
+                    else text.lower() in ("1", "true", "yes")
+            except ValueError:
+                raise VdcError(f"{cls.name} setting {key}={text!r} is not a valid "
+                               f"{type(default).__name__}") from None
+        return cls.Config(**values)
+
+    @abc.abstractmethod
+    def condense(self, task: CondensationTask) -> CondensedSet:
+        ...

@@ -1,0 +1,44 @@
+"""Random: IPC real clips per class, each a uniformly random window of a random video.
+
+Deviation from the reference (recorded in protocol/CHANGELOG.md): the study's Random stored the
+first 8-frame window of each video after a random resized crop and flip; here the window is
+uniformly random and the crop is the validation centre crop, so the stored clip is an unaltered
+view of the real data and the trainer's augmentation is the only augmentation.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from vdcbench.data.sampling import clip_indices, clip_interval, training_start
+from vdcbench.methods.base import CondensationTask, Method
+from vdcbench.train.augment import center_crop
+
+
+class RandomSelection(Method):
+    name = "random"
+    kind = "selection"
+    description = "IPC uniformly random real videos per class, one random window each"
+
+    def condense(self, task: CondensationTask) -> "CondensedSet":
+        started = time.perf_counter()
+        split = task.train
+        frames, crop = task.track.frames, task.dataset.crop
+        clips, labels = [], []
+        classes = task.dataset.num_classes or int(split.labels.max()) + 1
+        for label in range(classes):
+            rng = task.rng(label)
+            members = torch.nonzero(split.labels == label).flatten().numpy()
+            chosen = rng.choice(members, size=min(task.track.ipc, len(members)), replace=False)
+            for video_index in sorted(int(i) for i in chosen):
+                length = int(split.videos.shape[2])
+                interval = clip_interval(length, task.protocol.sampling, task.dataset)
+                start = training_start(length, interval, frames, rng)
+                index = torch.from_numpy(clip_indices(length, start, interval, frames))
+                clips.append(center_crop(split.videos[video_index][:, index], crop))
+                labels.append(label)
+            task.progress(label + 1, classes, "classes")
+        return task.finish(self, torch.stack(clips), torch.tensor(labels),
+                           wall_seconds=time.perf_counter() - started)

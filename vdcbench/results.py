@@ -1,0 +1,120 @@
+"""Result records: one per (archive, protocol, data set, track, labels, variant, net, teacher, seed).
+
+Records are typed objects with ``to_disk`` / ``from_disk``; the on-disk layout mirrors the
+leaderboard (data set / track / method-archive / net / labels-variant / seed), so a results folder
+can be read as a table and an interrupted evaluation resumes from the records it has. Their JSON
+schema is ``protocol/schemas/result.schema.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vdcbench.errors import VdcError
+
+RECORD_FORMAT = "vdcbench-result"
+RECORD_VERSION = 1
+
+
+@dataclass(frozen=True)
+class RecordKey:
+    """What makes two results the same measurement (and two seeds of one cell)."""
+
+    archive_sha256: str
+    protocol_version: int
+    protocol_sha256: str
+    dataset: str
+    dataset_sha256: str
+    track: str
+    label_strategy: str
+    variant: str
+    net: str
+    teacher_sha256: str | None
+    seed: int
+
+    def cell(self) -> tuple:
+        """The key without the seed: records sharing it are aggregated into mean ± std."""
+        return tuple(v for k, v in asdict(self).items() if k != "seed")
+
+
+@dataclass(frozen=True)
+class EvalRecord:
+    key: RecordKey
+    method: dict[str, Any]
+    top1: float
+    top5: float
+    reference_best_top1: float | None   # the study's best-of-late-epochs figure, never ranked
+    official: bool                      # protocol schedule and the official variant
+    epochs: int
+    iterations: int
+    batch_size: int
+    wall_seconds: float
+    device: str
+    weights_sha256: str
+    final_loss: float
+    ledger: dict[str, Any]
+    versions: dict[str, str]
+    by_epoch_top1: dict[str, float] = field(default_factory=dict)
+
+    def relative_path(self) -> Path:
+        k = self.key
+        return (Path(k.dataset) / k.track / f"{self.method.get('name', 'unknown')}-{k.archive_sha256[:12]}"
+                / k.net / f"{k.label_strategy}-{k.variant}" / f"seed{k.seed}.json")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": RECORD_FORMAT, "format_version": RECORD_VERSION, **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "EvalRecord":
+        if data.get("format") != RECORD_FORMAT or data.get("format_version") != RECORD_VERSION:
+            raise VdcError("not a vdcbench result record (format/format_version mismatch)")
+        body = {k: v for k, v in data.items() if k not in ("format", "format_version")}
+        body["key"] = RecordKey(**body["key"])
+        return cls(**body)
+
+    def to_disk(self, root: Path) -> Path:
+        path = Path(root) / self.relative_path()
+        write_json_atomic(path, self.to_dict())
+        return path
+
+    @classmethod
+    def from_disk(cls, path: Path) -> "EvalRecord":
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text()))
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            raise VdcError(f"cannot read result record {path}: {exc}") from None
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".json.tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, indent=2, sort_keys=True)
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def find_record(root: Path, key: RecordKey, method_name: str) -> EvalRecord | None:
+    """The stored record with exactly this key, if any (the unit of resume)."""
+    probe = EvalRecord(key=key, method={"name": method_name}, top1=0, top5=0,
+                       reference_best_top1=None, official=False, epochs=0, iterations=0,
+                       batch_size=0, wall_seconds=0, device="", weights_sha256="", final_loss=0,
+                       ledger={}, versions={})
+    path = Path(root) / probe.relative_path()
+    if not path.is_file():
+        return None
+    record = EvalRecord.from_disk(path)
+    return record if record.key == key else None
+
+
+def load_records(root: Path) -> list[EvalRecord]:
+    return [EvalRecord.from_disk(p) for p in sorted(Path(root).rglob("seed*.json"))]
