@@ -104,3 +104,16 @@ def test_methods_and_protocol_listings():
     assert "random" in _run("methods").output
     result = _run("protocol")
     assert result.exit_code == 0 and "ipc10-t8" in result.output and "ssv2" in result.output
+
+
+def test_unwritable_json_is_one_line(tmp_path, random_ipc1, monkeypatch):
+    import vdcbench.results as results
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(tmp_path / "x"))
+
+    monkeypatch.setattr(results.tempfile, "mkstemp", refuse)
+    result = CliRunner().invoke(main, ["evaluate", str(random_ipc1[1]), "--epochs", "1",
+                                       "--seeds", "0", "--results-dir", str(tmp_path / "rec")])
+    assert result.exit_code == 2 and "Permission denied" in result.output
+    assert "Traceback" not in result.output

@@ -87,3 +87,25 @@ def _dummy_config(protocol):
                      weight_decay=t.weight_decay, weight_decay_min_ndim=2, crop_size=56,
                      crop_scale=t.crop_scale, crop_ratio=t.crop_ratio, hflip=True,
                      mean=t.normalize_mean, std=t.normalize_std)
+
+
+def test_records_match_their_schema_and_round_trip(tmp_path, random_ipc1):
+    import json
+    from pathlib import Path
+
+    import jsonschema
+
+    from vdcbench.evaluate import EvalSettings, Evaluation
+    from vdcbench.protocol import PROTOCOL_DIR, load_protocol
+    from vdcbench.results import EvalRecord
+
+    protocol = load_protocol(1)
+    evaluation = Evaluation(protocol, read_archive(random_ipc1[1]),
+                            EvalSettings(seeds=(0,), epochs=1), tmp_path)
+    record = evaluation.run_seed(0)
+    schema = json.loads((PROTOCOL_DIR / "schemas" / "result.schema.json").read_text())
+    path = next(Path(tmp_path).rglob("seed0.json"))
+    jsonschema.validate(json.loads(path.read_text()), schema)
+    assert EvalRecord.from_disk(path) == record
+    assert not record.official and record.key.teacher_sha256 is None
+    assert evaluation.existing(0) == record

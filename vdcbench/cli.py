@@ -37,6 +37,9 @@ def user_errors(fn):
             return fn(*args, **kwargs)
         except VdcError as exc:
             _fail(str(exc), exc.exit_code)
+        except OSError as exc:  # the environment (disk full, permissions), not a vdcbench bug
+            where = f"{exc.filename}: " if exc.filename else ""
+            _fail(f"{where}{exc.strerror or exc}")
         except KeyboardInterrupt:
             _fail("interrupted; finished seeds are kept and a rerun resumes from them", 130)
     return wrapper
