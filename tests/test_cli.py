@@ -117,3 +117,14 @@ def test_unwritable_json_is_one_line(tmp_path, random_ipc1, monkeypatch):
                                        "--seeds", "0", "--results-dir", str(tmp_path / "rec")])
     assert result.exit_code == 2 and "Permission denied" in result.output
     assert "Traceback" not in result.output
+
+
+def test_results_aggregates_records_over_seeds(tmp_path, random_ipc1):
+    records = tmp_path / "records"
+    assert _run("evaluate", random_ipc1[1], "--seeds", "0,1", "--epochs", "1",
+                "--results-dir", records).exit_code == 0
+    result = _run("results", records)
+    assert result.exit_code == 0
+    row = next(line for line in result.output.splitlines() if "random" in line)
+    assert "not official" in row and "│ 2 " in row
+    assert _run("results", tmp_path).exit_code == 2   # no records there

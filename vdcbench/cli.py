@@ -21,7 +21,8 @@ from vdcbench import __version__
 from vdcbench.errors import VdcError
 
 console = Console(stderr=True)
-out = Console(soft_wrap=True)
+# Piped output (logs, CI) gets wide tables instead of rich's 80-column default.
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -223,6 +224,28 @@ def run_baseline_cmd(name: str, dataset: str, ipc: int, frames: int | None, labe
               f"{time.perf_counter() - started:.1f} s")
     if then_evaluate:
         _evaluate(output, eval_seeds, "minic3d", "official", device, None, None, None)
+
+
+# ------------------------------------------------------------------------------------ results
+@main.command("results")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@user_errors
+def results_cmd(folder: Path) -> None:
+    """Aggregate the result records under FOLDER: mean ± std over seeds per cell."""
+    from vdcbench.results import aggregate, load_records
+    cells = aggregate(load_records(folder))
+    if not cells:
+        raise VdcError(f"no result records under {folder}")
+    table = Table("data set", "track", "method", "archive", "net", "labels", "variant",
+                  "top-1 %", "n", "ref. best top-1 %", "wall s")
+    for c in cells:
+        k = c.key
+        ref = "-" if c.reference_best_top1_mean is None else f"{c.reference_best_top1_mean:.1f}"
+        variant = k.variant if c.official else f"{k.variant} (not official)"
+        table.add_row(k.dataset, k.track, c.method, k.archive_sha256[:8], k.net, k.label_strategy,
+                      variant, f"{c.top1_mean:.1f} ± {c.top1_std:.1f}", str(c.n), ref,
+                      f"{c.wall_seconds:.0f}")
+    out.print(table)
 
 
 # ----------------------------------------------------------------------------------- evaluate

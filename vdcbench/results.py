@@ -123,3 +123,49 @@ def find_record(root: Path, key: RecordKey, method_name: str) -> EvalRecord | No
 
 def load_records(root: Path) -> list[EvalRecord]:
     return [EvalRecord.from_disk(p) for p in sorted(Path(root).rglob("seed*.json"))]
+
+
+@dataclass(frozen=True)
+class Cell:
+    """Records that differ only by seed, aggregated: the unit a table shows."""
+
+    key: RecordKey          # with the seed of the first record; compare with ``cell()``
+    method: str
+    seeds: tuple[int, ...]
+    top1_mean: float
+    top1_std: float
+    top5_mean: float
+    top5_std: float
+    reference_best_top1_mean: float | None
+    official: bool
+    wall_seconds: float
+
+    @property
+    def n(self) -> int:
+        return len(self.seeds)
+
+
+def aggregate(records: list[EvalRecord]) -> list[Cell]:
+    """Group by every key field but the seed; mean and sample std over seeds (0 for n = 1)."""
+    import statistics
+
+    groups: dict[tuple, list[EvalRecord]] = {}
+    for record in records:
+        groups.setdefault(record.key.cell(), []).append(record)
+    cells = []
+    for members in groups.values():
+        members.sort(key=lambda r: r.key.seed)
+
+        def stats(values):
+            return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+        top1, top5 = stats([r.top1 for r in members]), stats([r.top5 for r in members])
+        refs = [r.reference_best_top1 for r in members if r.reference_best_top1 is not None]
+        cells.append(Cell(key=members[0].key, method=members[0].method.get("name", "unknown"),
+                          seeds=tuple(r.key.seed for r in members), top1_mean=top1[0],
+                          top1_std=top1[1], top5_mean=top5[0], top5_std=top5[1],
+                          reference_best_top1_mean=statistics.fmean(refs) if refs else None,
+                          official=all(r.official for r in members),
+                          wall_seconds=sum(r.wall_seconds for r in members)))
+    return sorted(cells, key=lambda c: (c.key.dataset, c.key.track, c.method, c.key.net,
+                                        c.key.label_strategy, c.key.variant, c.key.archive_sha256))
