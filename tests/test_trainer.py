@@ -10,7 +10,7 @@ import torch
 from vdcbench.archive import read_archive
 from vdcbench.evaluate import student_fit_config
 from vdcbench.models import build_net
-from vdcbench.train.randomness import STREAM_INIT, torch_seed
+from vdcbench.randomness import STREAM_INIT, torch_seed
 from vdcbench.train.sources import StoredClips
 from vdcbench.train.trainer import Trainer, parameter_groups
 

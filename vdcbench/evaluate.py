@@ -17,7 +17,7 @@ from vdcbench.models import build_net
 from vdcbench.protocol import Protocol
 from vdcbench.results import EvalRecord, RecordKey, find_record
 from vdcbench.teacher import load_teacher
-from vdcbench.train.randomness import STREAM_INIT, torch_seed
+from vdcbench.randomness import STREAM_INIT, torch_seed
 from vdcbench.train.sources import StoredClips
 from vdcbench.train.trainer import FitConfig, Trainer, ValidationClips
 

@@ -28,7 +28,7 @@ from vdcbench.data.synthetic import cache_dir
 from vdcbench.errors import VdcError
 from vdcbench.models import build_net
 from vdcbench.protocol import Dataset, Protocol, TeacherRecipe
-from vdcbench.train.randomness import STREAM_INIT, torch_seed
+from vdcbench.randomness import STREAM_INIT, torch_seed
 from vdcbench.train.sources import VideoWindows
 from vdcbench.train.trainer import FitConfig, Trainer
 

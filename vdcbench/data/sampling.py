@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+import torch
 
 from vdcbench.protocol import Dataset, Sampling
 
@@ -46,3 +47,10 @@ def clip_indices(num_frames: int, start: int, interval: int, frames: int) -> np.
 def training_start(num_frames: int, interval: int, frames: int, rng: np.random.Generator) -> int:
     """A start drawn uniformly from 0 .. L - 1 - (frames - 1) * interval."""
     return int(rng.integers(0, max(0, max_start(num_frames, interval, frames)) + 1))
+
+
+def center_crop(videos: torch.Tensor, size: int) -> torch.Tensor:
+    """Exact centre crop by slicing (no resampling), dtype kept."""
+    h, w = videos.shape[-2:]
+    top, left = int(round((h - size) / 2.0)), int(round((w - size) / 2.0))
+    return videos[..., top:top + size, left:left + size]

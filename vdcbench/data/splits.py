@@ -12,10 +12,18 @@ import numpy as np
 import torch
 
 from vdcbench.data import synthetic
-from vdcbench.data.sampling import clip_indices, clip_interval, validation_start
-from vdcbench.errors import NotBuiltError
+from vdcbench.data.sampling import center_crop, clip_indices, clip_interval, validation_start
+from vdcbench.errors import NotBuiltError, VdcError
 from vdcbench.protocol import Dataset, Protocol, canonical_sha256
-from vdcbench.train.randomness import STREAM_FRAME_ORDER, rng_for
+from vdcbench.randomness import STREAM_FRAME_ORDER, rng_for
+
+
+@dataclass(frozen=True)
+class ValidationClips:
+    """Validation clips (N, 3, T, crop, crop), already centre-cropped, with their labels."""
+
+    videos: torch.Tensor
+    labels: torch.Tensor
 
 
 @dataclass(frozen=True)
@@ -30,6 +38,16 @@ class VideoSplit:
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
+
+
+def class_members(split: VideoSplit, label: int, needed: int, what: str) -> np.ndarray:
+    """Indices of the videos of class ``label``; raises when fewer than ``needed`` exist."""
+    members = torch.nonzero(split.labels == label).flatten().numpy()
+    if len(members) < needed:
+        name = split.class_names[label] if label < len(split.class_names) else str(label)
+        raise VdcError(f"{what} needs {needed} videos of class {label} ({name!r}) of "
+                       f"{split.dataset.name!r} but its {split.split} split has {len(members)}")
+    return members
 
 
 def dataset_sha256(dataset: Dataset) -> str:
@@ -54,9 +72,6 @@ def validation_clips(protocol: Protocol, split: VideoSplit, *, shuffle_frames_se
 
     ``shuffle_frames_seed`` permutes each clip's frames (the temporal-order control only).
     """
-    from vdcbench.train.augment import center_crop
-    from vdcbench.train.trainer import ValidationClips
-
     frames = protocol.sampling.frames
     length = int(split.videos.shape[2])
     interval = clip_interval(length, protocol.sampling, split.dataset)

@@ -23,7 +23,7 @@ from vdcbench.errors import VdcError
 from vdcbench.methods.artifacts import ArtifactStore
 from vdcbench.protocol import Protocol, Track
 from vdcbench.train.augment import Normalize, to_unit_float
-from vdcbench.train.randomness import STREAM_METHOD, rng_for
+from vdcbench.randomness import STREAM_METHOD, rng_for
 
 Progress = Callable[[int, int, str], None]
 
@@ -93,6 +93,15 @@ class CondensationTask:
                             dataset=self.dataset.name, track=self.track.id, method=info)
 
 
+def _parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(text)
+
+
 class Method(abc.ABC):
     """Subclass, set ``name``/``kind``/``description``/``Config``, implement ``condense``."""
 
@@ -115,8 +124,7 @@ class Method(abc.ABC):
                 raise UnknownNameError(f"{cls.name} setting", key, fields)
             default = getattr(cls.Config(), key)
             try:
-                values[key] = type(default)(text) if not isinstance(default, bool) \
-                    else text.lower() in ("1", "true", "yes")
+                values[key] = _parse_bool(text) if isinstance(default, bool) else type(default)(text)
             except ValueError:
                 raise VdcError(f"{cls.name} setting {key}={text!r} is not a valid "
                                f"{type(default).__name__}") from None

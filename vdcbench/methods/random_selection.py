@@ -12,6 +12,7 @@ import time
 
 import torch
 
+from vdcbench.data.splits import class_members
 from vdcbench.data.sampling import clip_indices, clip_interval, training_start
 from vdcbench.methods.base import CondensationTask, Method
 from vdcbench.train.augment import center_crop
@@ -30,8 +31,8 @@ class RandomSelection(Method):
         classes = task.dataset.num_classes or int(split.labels.max()) + 1
         for label in range(classes):
             rng = task.rng(label)
-            members = torch.nonzero(split.labels == label).flatten().numpy()
-            chosen = rng.choice(members, size=min(task.track.ipc, len(members)), replace=False)
+            members = class_members(split, label, task.track.ipc, f"random at IPC {task.track.ipc}")
+            chosen = rng.choice(members, size=task.track.ipc, replace=False)
             for video_index in sorted(int(i) for i in chosen):
                 length = int(split.videos.shape[2])
                 interval = clip_interval(length, task.protocol.sampling, task.dataset)

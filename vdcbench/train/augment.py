@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from torchvision.ops import roi_align
 
-from vdcbench.train.randomness import STREAM_CROP, rng_for
+from vdcbench.data.sampling import center_crop  # noqa: F401  (re-exported: the validation crop)
+from vdcbench.randomness import STREAM_CROP, rng_for
 
 
 @dataclass(frozen=True)
@@ -92,13 +93,6 @@ def apply_crops(videos: torch.Tensor, crops: CropBoxes, size: int) -> torch.Tens
         flip = torch.from_numpy(crops.flips).to(x.device)
         out = torch.where(flip[:, None, None, None], out.flip(-1), out)
     return out.reshape(b, c, t, size, size)
-
-
-def center_crop(videos: torch.Tensor, size: int) -> torch.Tensor:
-    """Exact centre crop by slicing (no resampling), dtype kept."""
-    h, w = videos.shape[-2:]
-    top, left = int(round((h - size) / 2.0)), int(round((w - size) / 2.0))
-    return videos[..., top:top + size, left:left + size]
 
 
 class Normalize:

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from vdcbench.data.sampling import clip_indices, training_start
-from vdcbench.train.randomness import STREAM_FRAME_ORDER, STREAM_WINDOW, rng_for
+from vdcbench.randomness import STREAM_FRAME_ORDER, STREAM_WINDOW, rng_for
 
 
 @dataclass(frozen=True)

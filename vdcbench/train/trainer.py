@@ -18,9 +18,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vdcbench.data.splits import ValidationClips
 from vdcbench.train.augment import Normalize, apply_crops, draw_crops, to_unit_float
 from vdcbench.train.losses import kl_divergence, mse_gt
-from vdcbench.train.randomness import (STREAM_CUTMIX, STREAM_SHUFFLE, STREAM_TORCH, rng_for,
+from vdcbench.randomness import (STREAM_CUTMIX, STREAM_SHUFFLE, STREAM_TORCH, rng_for,
                                        torch_seed)
 
 
@@ -50,14 +51,6 @@ class FitConfig:
     shuffle: bool = True
     drop_last: bool = False
     eval_epochs: tuple[int, ...] = ()   # 0-based epochs scored besides the final one
-
-
-@dataclass(frozen=True)
-class ValidationClips:
-    """Validation clips (N, 3, T, crop, crop), already centre-cropped, with their labels."""
-
-    videos: torch.Tensor
-    labels: torch.Tensor
 
 
 @dataclass(frozen=True)
