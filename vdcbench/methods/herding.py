@@ -1,0 +1,67 @@
+"""Herding: per class, greedy mean matching in the protocol teacher's pooled feature.
+
+At step i (0-based) the method picks, among the videos not yet chosen, the one that brings the
+running sum closest to (i + 1) times the class mean: ``argmin_x ||(i+1)·mu - sum_sel f - f(x)||``
+(Welling 2009, iCaRL; the video version in yuz1wan/video_distillation ``distill_coreset.py``).
+Each chosen video is stored as its centred window, centre-cropped: an unaltered real clip.
+
+Deviations from the reference (recorded in protocol/CHANGELOG.md):
+- DeepCore's ``herding.py`` takes ``argmax`` of that distance, which drives the running mean away
+  from the class mean; this is the canonical ``argmin``.
+- The feature space is the protocol teacher's pooled 128-d MiniC3D feature (eval mode, the centred
+  8-frame window, centre crop), not a ResNet-18 trained for the selection (DeepCore) nor a
+  randomly initialised ConvNet3D (video_distillation): one network shared by all feature-based
+  baselines, trained by the protocol.
+- Ties (identical distances) go to the lowest video index, so the choice is deterministic; the
+  task's generator is not used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from vdcbench.condensed import CondensedSet
+from vdcbench.errors import VdcError
+from vdcbench.methods.base import CondensationTask, Method
+from vdcbench.methods.features import select_in_feature_space
+
+
+def herding_order(features: np.ndarray | torch.Tensor, count: int) -> np.ndarray:
+    """Row indices of ``count`` points chosen by canonical (argmin) herding, in pick order."""
+    f = np.asarray(features, dtype=np.float64)
+    n = f.shape[0]
+    if count > n:
+        raise ValueError(f"cannot herd {count} of {n} points")
+    mu = f.mean(axis=0)
+    running = np.zeros_like(mu)
+    available = np.ones(n, dtype=bool)
+    chosen: list[int] = []
+    for step in range(count):
+        dist = np.linalg.norm((step + 1) * mu - running - f, axis=1)
+        dist[~available] = np.inf
+        pick = int(np.argmin(dist))
+        chosen.append(pick)
+        available[pick] = False
+        running += f[pick]
+    return np.asarray(chosen, dtype=np.int64)
+
+
+class Herding(Method):
+    name = "herding"
+    kind = "selection"
+    description = "per class, greedy mean matching (argmin herding) in the teacher's pooled feature"
+
+    @dataclass(frozen=True)
+    class Config:
+        batch_size: int = 50    # videos per teacher forward when computing features
+
+        def __post_init__(self) -> None:
+            if self.batch_size < 1:
+                raise VdcError(f"herding batch_size must be at least 1, not {self.batch_size}")
+
+    def condense(self, task: CondensationTask) -> CondensedSet:
+        return select_in_feature_space(self, task, lambda f, count, label: herding_order(f, count),
+                                       self.config.batch_size)
