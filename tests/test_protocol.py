@@ -12,7 +12,7 @@ import pytest
 from vdcbench.errors import UnknownNameError, VdcError
 from vdcbench.protocol import PROTOCOL_DIR, load_protocol
 
-V1_SHA256 = "d9be9a10a84b04c4ff492ff494ed19858e5bb86811b603f2a1c5c20aa5d06064"
+V1_SHA256 = "a707119eb3b4303dd28e02c2c9f314d6db892a42beb680e21838b309a56c007f"
 P = load_protocol(1)
 
 

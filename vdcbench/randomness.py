@@ -19,6 +19,7 @@ STREAM_INIT = 5
 STREAM_FRAME_ORDER = 6
 STREAM_CUTMIX = 7
 STREAM_METHOD = 8
+STREAM_VAL_FRAME_ORDER = 9
 
 
 def rng_for(seed: int, stream: int, *keys: int) -> np.random.Generator:

@@ -15,7 +15,7 @@ from vdcbench.data import synthetic
 from vdcbench.data.sampling import center_crop, clip_indices, clip_interval, validation_start
 from vdcbench.errors import NotBuiltError, VdcError
 from vdcbench.protocol import Dataset, Protocol, canonical_sha256
-from vdcbench.randomness import STREAM_FRAME_ORDER, rng_for
+from vdcbench.randomness import STREAM_VAL_FRAME_ORDER, rng_for
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ def validation_clips(protocol: Protocol, split: VideoSplit, *, shuffle_frames_se
     index = clip_indices(length, validation_start(length, interval, frames), interval, frames)
     clips = center_crop(split.videos[:, :, torch.from_numpy(index)], split.dataset.crop)
     if shuffle_frames_seed is not None:
-        order = np.stack([rng_for(shuffle_frames_seed, STREAM_FRAME_ORDER, -1, i).permutation(frames)
+        order = np.stack([rng_for(shuffle_frames_seed, STREAM_VAL_FRAME_ORDER, i).permutation(frames)
                           for i in range(len(split))])
         clips = torch.stack([clips[i][:, torch.from_numpy(order[i])] for i in range(len(split))])
     return ValidationClips(videos=clips.contiguous(), labels=split.labels)
