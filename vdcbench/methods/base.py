@@ -48,6 +48,7 @@ class CondensationTask:
         self.artifacts = artifacts
         self.device = device
         self._progress = progress
+        self._teachers: dict = {}
 
     @functools.cached_property
     def train(self) -> VideoSplit:
@@ -63,9 +64,13 @@ class CondensationTask:
             self._progress(done, total, what)
 
     def teacher(self, net: str = "minic3d"):
-        """The protocol teacher of ``net`` on this data set (raises with the command to train it)."""
-        from vdcbench.teacher import load_teacher
-        return load_teacher(self.protocol, self.dataset, net, self.device)
+        """The protocol teacher of ``net`` on this data set (raises with the command to train it).
+
+        Loaded (and its file hashed) once per task, however often a method asks."""
+        if net not in self._teachers:
+            from vdcbench.teacher import load_teacher
+            self._teachers[net] = load_teacher(self.protocol, self.dataset, net, self.device)
+        return self._teachers[net]
 
     @torch.no_grad()
     def teacher_logits(self, videos: torch.Tensor, net: str = "minic3d",
