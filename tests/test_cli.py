@@ -59,7 +59,6 @@ def test_same_seed_gives_the_same_archive_content(tmp_path):
     (("evaluate", "{tmp}/r.tar", "--net", "resnet"), "unknown net"),
     (("evaluate", "{tmp}/r.tar", "--variant", "mixup"), "unknown evaluation variant"),
     (("evaluate", "{tmp}/r.tar", "--json", "{tmp}/no/such/dir/x.json"), "does not exist"),
-    (("evaluate", "{tmp}/r.tar", "--net", "i3d_r18"), "not built"),
     (("validate", "{tmp}/notatar.tar"), "not a tar"),
     (("teacher", "train", "--dataset", "kinetics"), "did you mean 'kinetics400'"),
 ])
@@ -128,3 +127,12 @@ def test_results_aggregates_records_over_seeds(tmp_path, random_ipc1):
     row = next(line for line in result.output.splitlines() if "random" in line)
     assert "not official" in row and "│ 2 " in row
     assert _run("results", tmp_path).exit_code == 2   # no records there
+
+
+def test_declared_temporal_track_writes_but_does_not_evaluate_yet(tmp_path):
+    archive = tmp_path / "t4.tar"
+    result = _run("run-baseline", "random", "--dataset", "synthetic", "--ipc", "8", "--frames",
+                  "4", "-o", archive)
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(main, ["evaluate", str(archive), "--epochs", "1"])
+    assert result.exit_code == 2 and "not built" in result.output

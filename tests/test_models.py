@@ -36,7 +36,8 @@ def count(net: nn.Module) -> int:
 
 
 def test_net_names():
-    assert net_names() == ["minic3d", "minic3d-in"]
+    assert net_names() == ["i3d_r18", "minic3d", "minic3d-in", "r2plus1d_r18", "slowonly_r18"]
+    assert set(net_names()) == set(P.nets)   # every net the protocol declares is built
 
 
 def test_closed_form_backbone_matches_digest():
@@ -132,11 +133,10 @@ def test_build_is_deterministic_under_seed():
 
 
 @pytest.mark.parametrize("name", ["r2plus1d_r18", "i3d_r18", "slowonly_r18"])
-def test_declared_but_unbuilt_nets(name):
-    spec = P.net(name)
-    with pytest.raises(NotBuiltError, match=name) as err:
-        build_net(spec, 101)
-    assert isinstance(err.value, VdcError)
+def test_resnet_nets_are_built_with_the_protocol_dropout(name):
+    net = build_net(P.net(name), 101)
+    assert net(torch.zeros(1, 3, 8, 56, 56)).shape == (1, 101)
+    assert any(isinstance(m, torch.nn.Dropout) and m.p == P.net(name).dropout for m in net.modules())
 
 
 def test_unknown_net_name():

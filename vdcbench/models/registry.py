@@ -6,8 +6,9 @@ from collections.abc import Callable
 
 from torch import nn
 
-from vdcbench.errors import NotBuiltError, UnknownNameError
+from vdcbench.errors import UnknownNameError
 from vdcbench.models.minic3d import MiniC3D
+from vdcbench.models.video_resnets import VIDEO_RESNETS
 from vdcbench.protocol import NetSpec
 
 
@@ -17,9 +18,16 @@ def _minic3d(spec: NetSpec, num_classes: int) -> nn.Module:
                    padding=p["padding"], pools=p["pools"], norm=p["norm"], dropout=spec.dropout)
 
 
+def _video_resnet(spec: NetSpec, num_classes: int) -> nn.Module:
+    return VIDEO_RESNETS[spec.name](num_classes, dropout=spec.dropout)
+
+
 _BUILDERS: dict[str, Callable[[NetSpec, int], nn.Module]] = {
     "minic3d": _minic3d,
     "minic3d-in": _minic3d,
+    "r2plus1d_r18": _video_resnet,
+    "i3d_r18": _video_resnet,
+    "slowonly_r18": _video_resnet,
 }
 
 
@@ -30,7 +38,5 @@ def net_names() -> list[str]:
 def build_net(spec: NetSpec, num_classes: int) -> nn.Module:
     """A freshly initialised net (PyTorch default init); seed the global RNG first for determinism."""
     if spec.name not in _BUILDERS:
-        if spec.name in ("r2plus1d_r18", "i3d_r18", "slowonly_r18"):
-            raise NotBuiltError(f"evaluation net {spec.name!r}")
         raise UnknownNameError("net", spec.name, _BUILDERS)
     return _BUILDERS[spec.name](spec, num_classes)
