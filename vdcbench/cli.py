@@ -5,52 +5,15 @@ Any ``VdcError`` becomes one line on stderr and exit code 2; nothing below this 
 
 from __future__ import annotations
 
-import functools
-import json
-import sys
 import time
 from pathlib import Path
 
 import click
-from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                           TimeElapsedColumn, TimeRemainingColumn)
 from rich.table import Table
 
 from vdcbench import __version__
+from vdcbench.cli_output import console, out, progress_bar, user_errors
 from vdcbench.errors import VdcError
-
-console = Console(stderr=True)
-# Piped output (logs, CI) gets wide tables instead of rich's 80-column default.
-out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
-
-
-def _fail(message: str, code: int = 2) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
-
-
-def user_errors(fn):
-    """Run a command, turning user errors into one line and exit 2 (never a traceback)."""
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except VdcError as exc:
-            _fail(str(exc), exc.exit_code)
-        except OSError as exc:  # the environment (disk full, permissions), not a vdcbench bug
-            where = f"{exc.filename}: " if exc.filename else ""
-            _fail(f"{where}{exc.strerror or exc}")
-        except KeyboardInterrupt:
-            _fail("interrupted; finished seeds are kept and a rerun resumes from them", 130)
-    return wrapper
-
-
-def _progress() -> Progress:
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                    console=console, transient=False)
-
 
 def _protocol(version: int | None):
     from vdcbench.protocol import LATEST_VERSION, load_protocol
@@ -157,7 +120,7 @@ def teacher_train_cmd(dataset: str, net: str, device: str, epochs: int | None,
     ds = p.dataset(dataset)
     recipe = p.teacher_recipe(ds, net)
     total = epochs or recipe.epochs
-    with _progress() as bar:
+    with progress_bar() as bar:
         task = bar.add_task(f"teacher {net} on {dataset}", total=total, info="")
         sidecar, _ = train_teacher(
             p, ds, net, epochs=epochs, shuffle_frames=shuffle_frames, device=device,
@@ -214,7 +177,7 @@ def run_baseline_cmd(name: str, dataset: str, ipc: int, frames: int | None, labe
     eval_seeds = _parse_seeds(seeds)
     artifacts = ArtifactStore(cache_dir() / "artifacts" / name / dataset / track.id / f"seed{seed}")
     started = time.perf_counter()
-    with _progress() as bar:
+    with progress_bar() as bar:
         task_id = bar.add_task(f"{name} on {dataset} {track.id}", total=None, info="")
         task = CondensationTask(p, track, label_strategy, seed, artifacts, device,
                                 progress=lambda d, t, w: bar.update(task_id, completed=d, total=t, info=w))
@@ -283,7 +246,7 @@ def _evaluate(archive: Path, seeds: tuple[int, ...], net: str, variant: str, dev
     evaluation = Evaluation(p, loaded, EvalSettings(seeds=seeds, net=net, variant=variant,
                                                     device=device, epochs=epochs), results_dir)
     records = []
-    with _progress() as bar:
+    with progress_bar() as bar:
         for seed in seeds:
             cached = evaluation.existing(seed)
             if cached is not None:
@@ -309,6 +272,11 @@ def _evaluate(archive: Path, seeds: tuple[int, ...], net: str, variant: str, dev
         write_json_atomic(json_path, {"summary": summary,
                                       "records": [r.to_dict() for r in records]})
 
+
+# Leaderboard commands (submit, leaderboard build/validate, diff, show) live in their own module.
+from vdcbench.cli_leaderboard import register  # noqa: E402  (needs main, out and user_errors)
+
+register(main)
 
 if __name__ == "__main__":
     main()

@@ -112,10 +112,7 @@ class Evaluation:
         label_fn = None
         if self.teacher is not None:
             teacher = self.teacher.net
-
-            @torch.no_grad()
-            def label_fn(inputs, indices):
-                return teacher(inputs)
+            label_fn = torch.no_grad()(lambda inputs, indices: teacher(inputs))
 
         source = StoredClips(c.videos, c.labels, c.soft_labels)
         trainer = Trainer(net, self.config, source, seed=seed, device=self.settings.device,

@@ -12,6 +12,7 @@ import time
 
 import torch
 
+from vdcbench.condensed import CondensedSet
 from vdcbench.data.splits import class_members
 from vdcbench.data.sampling import clip_indices, clip_interval, training_start
 from vdcbench.methods.base import CondensationTask, Method
@@ -23,7 +24,7 @@ class RandomSelection(Method):
     kind = "selection"
     description = "IPC uniformly random real videos per class, one random window each"
 
-    def condense(self, task: CondensationTask) -> "CondensedSet":
+    def condense(self, task: CondensationTask) -> CondensedSet:
         started = time.perf_counter()
         split = task.train
         frames, crop = task.track.frames, task.dataset.crop

@@ -1,0 +1,40 @@
+"""The leaderboard: entries in ``submissions/``, the tie rule, tables, and ``leaderboard/``.
+
+- ``entry``: :class:`Entry` (``to_disk`` / ``from_disk``), :func:`submit` (result records ->
+  entry, refusing records that cannot form one), :func:`validate_entries`;
+- ``ties``: :func:`compare` / :func:`tied`, the rule that decides when one cell beats another;
+- ``tables``: :func:`build_tables`, entries -> tables in the study's Table-6 shape;
+- ``build``: :func:`build` / :func:`render`, ``submissions/`` -> ``leaderboard/`` (pure);
+- ``diff``: :func:`diff`, are two results or entries comparable, field by field;
+- ``gallery``: :func:`show`, a frame grid per class (and GIFs) of an archive.
+
+Layer 7 of the design: it reads archives and result records, never trains.
+"""
+
+from vdcbench.leaderboard.entry import (Entry, NetResults, SeedResult, entry_paths, submit,
+                                        validate_entries)
+from vdcbench.leaderboard.ties import TieResult, compare, tied
+from vdcbench.leaderboard.tables import Leaderboard, Table, build_tables
+from vdcbench.leaderboard.build import build, render
+from vdcbench.leaderboard.diff import Comparison, diff
+from vdcbench.leaderboard.gallery import show
+
+__all__ = [
+    "Comparison",
+    "Entry",
+    "Leaderboard",
+    "NetResults",
+    "SeedResult",
+    "Table",
+    "TieResult",
+    "build",
+    "build_tables",
+    "compare",
+    "diff",
+    "entry_paths",
+    "render",
+    "show",
+    "submit",
+    "tied",
+    "validate_entries",
+]

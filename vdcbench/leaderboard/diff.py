@@ -1,0 +1,200 @@
+"""Are two results comparable? Field by field, for result records and entries.
+
+Either side may be a result record (one seed), an entry, or the ``--json`` summary of
+``vdcbench evaluate`` (its records, which must form one cell). Each field is reported as the
+same, a difference that makes the two incomparable (protocol hash, data set and its store hash,
+track, label strategy, evaluation variant, net, teacher, schedule), or a difference worth
+knowing that does not (the archive — what is being compared —, the method, the seeds, which
+decide how many results pair, and the library versions, which can move numbers).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vdcbench.errors import VdcError
+from vdcbench.leaderboard.entry import ENTRY_FORMAT, Entry
+from vdcbench.results import RECORD_FORMAT, EvalRecord
+
+SAME, BLOCKING, NOTE = "same", "differs", "note"
+
+
+@dataclass(frozen=True)
+class Side:
+    """What a record, an evaluation summary or an entry says about how it was measured."""
+
+    kind: str
+    source: str
+    protocol_version: int
+    protocol_sha256: str
+    dataset: str
+    dataset_sha256: str
+    track: str
+    label_strategy: str
+    variant: str
+    teacher_sha256: str | None
+    epochs: int
+    official: bool
+    archive_sha256: str
+    method: str
+    seeds: Mapping[str, tuple[int, ...]]          # net -> seeds
+    versions: Mapping[str, tuple[str, ...]]       # package -> versions seen
+
+    @property
+    def nets(self) -> tuple[str, ...]:
+        return tuple(sorted(self.seeds))
+
+
+@dataclass(frozen=True)
+class FieldDiff:
+    field: str
+    a: str
+    b: str
+    status: str        # "same" | "differs" (not comparable) | "note" (differs, still comparable)
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Comparison:
+    a: Side
+    b: Side
+    fields: tuple[FieldDiff, ...]
+
+    @property
+    def blocking(self) -> tuple[str, ...]:
+        return tuple(f.field for f in self.fields if f.status == BLOCKING)
+
+    @property
+    def comparable(self) -> bool:
+        return not self.blocking
+
+
+def _versions(items: Iterable[Mapping[str, str]]) -> dict[str, tuple[str, ...]]:
+    seen: dict[str, set[str]] = {}
+    for versions in items:
+        for package, version in versions.items():
+            seen.setdefault(package, set()).add(str(version))
+    return {p: tuple(sorted(v)) for p, v in sorted(seen.items())}
+
+
+def _from_records(records: list[EvalRecord], kind: str, source: str) -> Side:
+    cells = {r.key.cell() for r in records}
+    if len(cells) != 1 or len({r.epochs for r in records}) != 1:
+        raise VdcError(f"{source}: its records are not one cell (they differ in more than the "
+                       "seed); compare them one by one")
+    r, k = records[0], records[0].key
+    return Side(kind=kind, source=source, protocol_version=k.protocol_version,
+                protocol_sha256=k.protocol_sha256, dataset=k.dataset,
+                dataset_sha256=k.dataset_sha256, track=k.track, label_strategy=k.label_strategy,
+                variant=k.variant, teacher_sha256=k.teacher_sha256, epochs=r.epochs,
+                official=all(x.official for x in records), archive_sha256=k.archive_sha256,
+                method=str(r.method.get("name", "unknown")),
+                seeds={k.net: tuple(sorted(x.key.seed for x in records))},
+                versions=_versions(x.versions for x in records))
+
+
+def _from_entry(entry: Entry, source: str) -> Side:
+    return Side(kind="entry", source=source, protocol_version=entry.protocol_version,
+                protocol_sha256=entry.protocol_sha256, dataset=entry.dataset,
+                dataset_sha256=entry.dataset_sha256, track=entry.track,
+                label_strategy=entry.label_strategy, variant=entry.variant,
+                teacher_sha256=entry.teacher_sha256, epochs=entry.epochs,
+                official=entry.official, archive_sha256=entry.archive.sha256,
+                method=entry.method.name,
+                seeds={r.net: tuple(s.seed for s in r.seeds) for r in entry.results},
+                versions=_versions(s.versions for r in entry.results for s in r.seeds))
+
+
+def load_side(path: str | os.PathLike[str]) -> Side:
+    """Read a result record, an entry or an ``evaluate --json`` summary."""
+    source = os.fspath(path)
+    try:
+        data = json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise VdcError(f"cannot read {source}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise VdcError(f"{source}: not JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise VdcError(f"{source}: not a result record, an entry or an evaluation summary")
+    try:
+        if data.get("format") == RECORD_FORMAT:
+            return _from_records([EvalRecord.from_dict(data)], "result record", source)
+        if data.get("format") == ENTRY_FORMAT:
+            return _from_entry(Entry.from_dict(data, source=source), source)
+        if isinstance(data.get("records"), list) and data["records"]:
+            records = [EvalRecord.from_dict(r) for r in data["records"]]
+            return _from_records(records, "evaluation summary", source)
+    except (TypeError, KeyError, AttributeError) as exc:
+        raise VdcError(f"{source}: malformed ({exc})") from None
+    raise VdcError(f"{source}: not a result record, an entry or an evaluation summary")
+
+
+def _short(value: Any) -> str:
+    if value is None:
+        return "none"
+    text = str(value)
+    return text[:12] if len(text) == 64 and all(c in "0123456789abcdef" for c in text) else text
+
+
+def compare_sides(a: Side, b: Side) -> Comparison:
+    fields: list[FieldDiff] = []
+
+    def row(name: str, x: Any, y: Any, *, blocking: bool = True, same_note: str = "",
+            note: str = "") -> None:
+        if x == y:
+            fields.append(FieldDiff(name, _short(x), _short(y), SAME, same_note))
+        else:
+            fields.append(FieldDiff(name, _short(x), _short(y), BLOCKING if blocking else NOTE,
+                                    note))
+
+    row("protocol version", a.protocol_version, b.protocol_version)
+    row("protocol hash", a.protocol_sha256, b.protocol_sha256,
+        note="results under different protocols are never compared")
+    row("data set", a.dataset, b.dataset)
+    row("data-set store hash", a.dataset_sha256, b.dataset_sha256,
+        note="different frames were trained and scored on")
+    row("track", a.track, b.track, note="different budgets")
+    row("label strategy", a.label_strategy, b.label_strategy,
+        note="labels change accuracy more than many methods; compare gains over Random instead")
+    row("evaluation variant", a.variant, b.variant, note="only 'official' is ranked")
+    common = sorted(set(a.nets) & set(b.nets))
+    if a.nets == b.nets:
+        fields.append(FieldDiff("net", ", ".join(a.nets), ", ".join(b.nets), SAME))
+    elif common:
+        fields.append(FieldDiff("net", ", ".join(a.nets), ", ".join(b.nets), NOTE,
+                                f"comparable on {', '.join(common)} only"))
+    else:
+        fields.append(FieldDiff("net", ", ".join(a.nets), ", ".join(b.nets), BLOCKING,
+                                "no evaluation net in common"))
+    row("teacher", a.teacher_sha256, b.teacher_sha256,
+        note="online labels from different teachers")
+    row("schedule (epochs)", a.epochs, b.epochs, note="different training budgets")
+    row("official", a.official, b.official, blocking=False,
+        note="only official results are ranked")
+    for net in common or a.nets[:1]:
+        sa, sb = a.seeds.get(net, ()), b.seeds.get(net, ())
+        paired = sorted(set(sa) & set(sb))
+        note = (f"{len(paired)} paired seed(s)" if paired
+                else "no seed in common: the tie rule cannot pair them")
+        fields.append(FieldDiff(f"seeds ({net})", ", ".join(map(str, sa)) or "none",
+                                ", ".join(map(str, sb)) or "none",
+                                SAME if sa == sb else NOTE, note))
+    for package in sorted(set(a.versions) | set(b.versions)):
+        va, vb = a.versions.get(package, ()), b.versions.get(package, ())
+        fields.append(FieldDiff(f"version: {package}", ", ".join(va) or "unknown",
+                                ", ".join(vb) or "unknown", SAME if va == vb else NOTE,
+                                "" if va == vb else "numbers may move between versions"))
+    row("archive", a.archive_sha256, b.archive_sha256, blocking=False,
+        same_note="the same condensed set", note="different condensed sets (what is compared)")
+    row("method", a.method, b.method, blocking=False)
+    return Comparison(a=a, b=b, fields=tuple(fields))
+
+
+def diff(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> Comparison:
+    """Compare two result records, evaluation summaries or entries, field by field."""
+    return compare_sides(load_side(a), load_side(b))
