@@ -8,7 +8,6 @@ from torch import nn
 
 from vdcbench.errors import UnknownNameError
 from vdcbench.models.minic3d import MiniC3D
-from vdcbench.models.video_resnets import VIDEO_RESNETS
 from vdcbench.protocol import NetSpec
 
 
@@ -19,6 +18,12 @@ def _minic3d(spec: NetSpec, num_classes: int) -> nn.Module:
 
 
 def _video_resnet(spec: NetSpec, num_classes: int) -> nn.Module:
+    # Imported on first use: pytorchvideo (through fvcore) is slow to import and warns about
+    # torch.jit.script, which MiniC3D users should not pay for or see.
+    import warnings
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning, message=".*torch.jit.script.*")
+        from vdcbench.models.video_resnets import VIDEO_RESNETS
     return VIDEO_RESNETS[spec.name](num_classes, dropout=spec.dropout)
 
 
