@@ -12,7 +12,7 @@ import pytest
 from vdcbench.errors import UnknownNameError, VdcError
 from vdcbench.protocol import PROTOCOL_DIR, load_protocol
 
-V1_SHA256 = "a707119eb3b4303dd28e02c2c9f314d6db892a42beb680e21838b309a56c007f"
+V1_SHA256 = "4ce4c51de80989720c5a4e8e7d82d49a3fa9d77d1fa51c4cbb05c17661fe9c6a"
 P = load_protocol(1)
 
 
