@@ -126,7 +126,8 @@ def test_results_aggregates_records_over_seeds(tmp_path, random_ipc1):
     assert result.exit_code == 0
     row = next(line for line in result.output.splitlines() if "random" in line)
     assert "not official" in row and "│ 2 " in row
-    assert _run("results", tmp_path).exit_code == 2   # no records there
+    (tmp_path / "empty").mkdir()
+    assert _run("results", tmp_path / "empty").exit_code == 2   # no records there
 
 
 def test_declared_temporal_track_writes_but_does_not_evaluate_yet(tmp_path):
