@@ -119,8 +119,11 @@ def copy_study(study: Path, tmp_path: Path) -> Path:
     return target
 
 
-def first_entry(root: Path, name: str) -> Path:
-    return next(p for p in entry_paths(root) if p.parent.name.startswith(name))
+def first_entry(root: Path, pattern: str) -> Path:
+    """The first entry whose id starts with a match of ``pattern`` (ids embed archive hashes, which move with
+    the protocol hash written into every manifest)."""
+    import re
+    return next(p for p in entry_paths(root) if re.match(pattern, p.parent.name))
 
 
 # ------------------------------------------------------------------------------- entries
@@ -354,7 +357,7 @@ def _edit(path: Path, change) -> None:
 def test_validate_refuses_with_one_line_and_exit_2(study, tmp_path, protocol, case, message):
     root = copy_study(study, tmp_path)
     path = first_entry(root, "random-ipc1-t8-hard")
-    cutmix = first_entry(root, "random-ipc1-t8-hard-62c700568827-cutmix")
+    cutmix = first_entry(root, r"random-ipc1-t8-hard-[0-9a-f]{12}-cutmix")
     if case == "schema":
         _edit(path, lambda d: d["results"][0]["seeds"][0].update(top1="high"))
     elif case == "schema-missing":
@@ -506,10 +509,10 @@ def test_page_in_headless_chromium(study, teachers, tmp_path):
 def test_diff_explains_field_by_field(study, tmp_path, protocol):
     from vdcbench.leaderboard.diff import diff
 
-    random1 = first_entry(study, "random-ipc1-t8-hard-62c700568827")
+    random1 = first_entry(study, r"random-ipc1-t8-hard-[0-9a-f]{12}$")
     herding1 = first_entry(study, "herding-ipc1-t8")
     random5 = first_entry(study, "random-ipc5-t8")
-    cutmix = first_entry(study, "random-ipc1-t8-hard-62c700568827-cutmix")
+    cutmix = first_entry(study, r"random-ipc1-t8-hard-[0-9a-f]{12}-cutmix")
     same = diff(random1, herding1)
     assert same.comparable
     status = {f.field: f.status for f in same.fields}

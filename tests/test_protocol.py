@@ -154,8 +154,8 @@ def test_synthetic_generator_spec():
     g = P.dataset("synthetic").generator
     assert (g.version, g.seed, g.frames, g.height, g.width) == (1, 20261128, 32, 64, 64)
     assert (g.train_per_class, g.val_per_class) == (80, 30)
-    assert g.train_sha256 == "56abd3dae0a1014a1e63a91a31a17c102fcba77fdb4c6ef5868cbec6213222a5"
-    assert g.val_sha256 == "c848ebed719374abcb34750a52f09598fe13669c3b16d312cc96d30095c1bd8c"
+    assert g.train_sha256 == "b1f1fa362629f39aaa9f938f476cfe85ae218dde13b9be15b700532676cd4e27"
+    assert g.val_sha256 == "73a27b1a0acd99764c3cc96eb68b58a722c47e77ecbee5c39f1d2ed7ab179442"
 
 
 def test_unknown_dataset_suggests_close_name():
