@@ -17,16 +17,19 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from vdcbench import __version__
 from vdcbench.data.sampling import clip_interval
-from vdcbench.data.splits import dataset_sha256, open_split, validation_clips
+from vdcbench.data.splits import (VideoSplit, class_members, dataset_sha256, open_split,
+                                  validation_clips)
 from vdcbench.data.synthetic import cache_dir
 from vdcbench.errors import VdcError
 from vdcbench.models import build_net
+from vdcbench.models.flops import net_cost, training_gflops
 from vdcbench.protocol import Dataset, Protocol, TeacherRecipe
 from vdcbench.randomness import STREAM_INIT, torch_seed
 from vdcbench.train.sources import VideoWindows
@@ -74,7 +77,8 @@ def load_teacher(protocol: Protocol, dataset: Dataset, net: str, device: str = "
     if path is None:
         raise VdcError(f"no {net} teacher for {dataset.name!r} under protocol "
                        f"v{protocol.version} ({protocol.short_hash}); train it with "
-                       f"`vdcbench teacher train --dataset {dataset.name} --net {net}`")
+                       f"`vdcbench teacher train --dataset {dataset.name} --net {net}` (or pass "
+                       f"--train-teacher to run-baseline)")
     sidecar = json.loads(path.with_suffix(".json").read_text())
     sha = file_sha256(path)
     if sidecar.get("sha256") != sha:
@@ -103,18 +107,23 @@ def teacher_fit_config(protocol: Protocol, dataset: Dataset, recipe: TeacherReci
 def train_teacher(protocol: Protocol, dataset: Dataset, net: str = "minic3d", *,
                   recipe: TeacherRecipe | None = None, epochs: int | None = None,
                   shuffle_frames: bool = False, device: str = "cpu", progress=None,
-                  output_dir: Path | None = None, save: bool = True) -> tuple[dict, nn.Module]:
+                  output_dir: Path | None = None, save: bool = True,
+                  videos_per_class: int | None = None) -> tuple[dict, nn.Module]:
     """Train a teacher on the full train split; return its sidecar (and save it when ``save``).
 
-    ``epochs`` shortens the recipe (tests only: such a teacher is never the protocol's), and
-    ``shuffle_frames`` is the temporal-order control; neither is saved as the protocol teacher.
+    ``epochs`` shortens the recipe and ``videos_per_class`` keeps the first videos of each class
+    of both splits (tests and cost estimates only: such a teacher is never the protocol's);
+    ``shuffle_frames`` is the temporal-order control; none of them is saved as the protocol
+    teacher.
     """
     recipe = recipe or protocol.teacher_recipe(dataset, net)
     config = teacher_fit_config(protocol, dataset, recipe, epochs)
     train, val = open_split(dataset, "train"), open_split(dataset, "val")
-    length = int(train.videos.shape[2])
-    source = VideoWindows(train.videos, train.labels, protocol.sampling.frames,
-                          clip_interval(length, protocol.sampling, dataset),
+    if videos_per_class is not None:
+        train, val = (_first_per_class(s, videos_per_class) for s in (train, val))
+    intervals = np.array([clip_interval(int(n), protocol.sampling, dataset) for n in train.lengths],
+                         dtype=np.int64)
+    source = VideoWindows(train, train.labels, protocol.sampling.frames, intervals,
                           shuffle_frames=shuffle_frames)
     validation = validation_clips(protocol, val,
                                   shuffle_frames_seed=recipe.seed if shuffle_frames else None)
@@ -122,6 +131,7 @@ def train_teacher(protocol: Protocol, dataset: Dataset, net: str = "minic3d", *,
     model = build_net(protocol.net(net), dataset.num_classes)
     trainer = Trainer(model, config, source, seed=recipe.seed, device=device)
     result = trainer.fit(validation, progress=progress)
+    cost = net_cost(protocol.net(net), dataset.num_classes, protocol.sampling.frames, dataset.crop)
     sidecar = {
         "kind": "vdcbench-teacher",
         "net": net,
@@ -134,18 +144,39 @@ def train_teacher(protocol: Protocol, dataset: Dataset, net: str = "minic3d", *,
         "val_top1": result.final.top1,
         "val_top5": result.final.top5,
         "train_iterations": result.iterations,
+        "net_gflops_forward": round(cost.forward_gflops, 6),
+        "train_gflops": round(training_gflops(cost, result.clips), 1),
         "wall_seconds": round(result.wall_seconds, 1),
         "device": str(trainer.device),
         "versions": {"vdcbench": __version__, "torch": torch.__version__,
                      "python": platform.python_version()},
     }
+    if videos_per_class is not None:
+        sidecar["videos_per_class"] = videos_per_class
     is_protocol_teacher = (config.epochs == recipe.epochs and not shuffle_frames
+                           and videos_per_class is None
                            and recipe is protocol.teacher_recipe(dataset, net))
     if save and is_protocol_teacher:
         folder = output_dir or (cache_dir() / "teachers")
         sidecar["sha256"] = _save_teacher(model, sidecar, folder,
                                           teacher_filename(protocol, dataset.name, net))
     return sidecar, model
+
+
+def _first_per_class(split: VideoSplit, k: int) -> VideoSplit:
+    """The first ``k`` videos of every class of an in-memory split: the tiny smoke preset."""
+    if k < 1:
+        raise VdcError(f"videos per class must be at least 1, not {k}")
+    classes = split.dataset.num_classes or int(split.labels.max()) + 1
+    keep = np.concatenate([class_members(split, label, k, f"{k} videos per class")[:k]
+                           for label in range(classes)])
+    try:
+        videos = split.videos[torch.from_numpy(keep)]
+    except AttributeError:
+        raise VdcError(f"videos per class needs an in-memory split; the {split.dataset.name!r} "
+                       f"{split.split} split is read from its frame store") from None
+    return VideoSplit.from_tensor(split.dataset, split.split, videos,
+                                  split.labels[torch.from_numpy(keep)], split.class_names)
 
 
 def _save_teacher(model: nn.Module, sidecar: dict, folder: Path, name: str) -> str:

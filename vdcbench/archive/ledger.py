@@ -15,7 +15,8 @@ import torch
 
 from vdcbench.archive.errors import ArchiveError, ArchiveErrorCode
 from vdcbench.condensed import CondensedSet
-from vdcbench.errors import UnknownNameError
+from vdcbench.data.datasets import resolve_dataset
+from vdcbench.errors import UnknownNameError, VdcError
 from vdcbench.protocol import Protocol, Track
 
 VIDEO_DTYPES = (torch.uint8, torch.float16, torch.float32)
@@ -32,8 +33,10 @@ def budget_track(protocol: Protocol, dataset: str, track_id: str,
     collection (``num_classes = 0`` in the protocol) takes it from ``num_classes``; for every
     other data set ``num_classes``, when given, must agree with the protocol."""
     try:
-        ds = protocol.dataset(dataset)
-    except UnknownNameError as err:
+        # A prepared collection (``gt-actions``) resolves to the protocol's ``folder`` data set
+        # with the store's classes; the name is checked before it is looked up on disk.
+        ds = resolve_dataset(protocol, dataset)
+    except VdcError as err:
         raise ArchiveError(ArchiveErrorCode.UNKNOWN_DATASET, f"{subject}: {err}") from None
     if ds.num_classes == 0:
         if not num_classes or num_classes < 1:

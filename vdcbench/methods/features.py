@@ -20,8 +20,7 @@ import torch
 from torch import nn
 
 from vdcbench.condensed import CondensedSet
-from vdcbench.data.sampling import clip_indices, clip_interval, validation_start
-from vdcbench.data.splits import class_members, VideoSplit
+from vdcbench.data.splits import class_members, centred_indices, VideoSplit
 from vdcbench.errors import VdcError
 from vdcbench.methods.base import CondensationTask, Method
 from vdcbench.protocol import Protocol
@@ -32,12 +31,9 @@ def centred_clips(split: VideoSplit, indices: np.ndarray, protocol: Protocol, fr
                   crop: bool = True) -> torch.Tensor:
     """The centred ``frames``-frame window of each video, centre-cropped unless ``crop`` is false:
     uint8 (N, 3, T, c, c), or (N, 3, T, H, W) at the protocol's resize."""
-    length = int(split.videos.shape[2])
-    interval = clip_interval(length, protocol.sampling, split.dataset)
-    index = torch.from_numpy(clip_indices(length, validation_start(length, interval, frames),
-                                          interval, frames))
-    chosen = torch.as_tensor(np.asarray(indices, dtype=np.int64))
-    clips = split.videos[chosen][:, :, index]
+    chosen = [int(i) for i in np.asarray(indices, dtype=np.int64)]
+    index = [centred_indices(split, v, protocol.sampling, frames) for v in chosen]
+    clips = split.clips(chosen, index)
     return (center_crop(clips, split.dataset.crop) if crop else clips).contiguous()
 
 

@@ -35,11 +35,11 @@ class RandomSelection(Method):
             members = class_members(split, label, task.track.ipc, f"random at IPC {task.track.ipc}")
             chosen = rng.choice(members, size=task.track.ipc, replace=False)
             for video_index in sorted(int(i) for i in chosen):
-                length = int(split.videos.shape[2])
+                length = int(split.lengths[video_index])
                 interval = clip_interval(length, task.protocol.sampling, task.dataset)
                 start = training_start(length, interval, frames, rng)
-                index = torch.from_numpy(clip_indices(length, start, interval, frames))
-                clips.append(center_crop(split.videos[video_index][:, index], crop))
+                index = clip_indices(length, start, interval, frames)
+                clips.append(center_crop(split.clip(video_index, index), crop))
                 labels.append(label)
             task.progress(label + 1, classes, "classes")
         return task.finish(self, torch.stack(clips), torch.tensor(labels),

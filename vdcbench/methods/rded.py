@@ -38,10 +38,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from vdcbench.condensed import CondensedSet
-from vdcbench.data.sampling import clip_indices, clip_interval, max_start
+from vdcbench.data.sampling import clip_indices, max_start
 from vdcbench.errors import VdcError
 from vdcbench.methods.base import CondensationTask, Method
-from vdcbench.data.splits import class_members
+from vdcbench.data.splits import FrameSource, VideoSplit, as_frame_source, class_members
 from vdcbench.train.augment import (CropBoxes, Normalize, apply_crops, random_resized_crop_box,
                                     to_unit_float)
 
@@ -50,10 +50,11 @@ from vdcbench.train.augment import (CropBoxes, Normalize, apply_crops, random_re
 class Candidates:
     """The candidate views of V videos × M windows: where each window starts and how it is cut."""
 
-    video_ids: np.ndarray   # (V,) indices into the videos tensor
+    video_ids: np.ndarray   # (V,) indices into the split
     starts: np.ndarray      # (V, M) first frame of each window
     boxes: np.ndarray       # (V, M, 4) crop box (top, left, height, width)
     flips: np.ndarray       # (V, M) horizontal flip
+    intervals: np.ndarray | None = None  # (V,) frame step per video; None: ViewSpec.interval
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -65,7 +66,7 @@ class ViewSpec:
     """How a candidate becomes a clip: its frames and interval, the cut size, the teacher's size."""
 
     frames: int
-    interval: int
+    interval: int | None    # one frame step for all; None: per video (Candidates.intervals)
     size: int               # side of a stored view (crop // factor)
     input_size: int         # side the teacher sees; views are zero-padded up to it
 
@@ -114,13 +115,19 @@ def stitch(tiles: torch.Tensor, ipc: int, factor: int) -> torch.Tensor:
     return grid.permute(2, 3, 4, 0, 5, 1, 6).reshape(ipc, c, t, factor * h, factor * w)
 
 
-def render_views(videos: torch.Tensor, video_ids: np.ndarray, starts: np.ndarray,
-                 boxes: np.ndarray, flips: np.ndarray, spec: ViewSpec) -> torch.Tensor:
-    """Cut each candidate (window, crop, resize, flip) and quantise it: uint8 (B, 3, T, s, s)."""
-    length = int(videos.shape[2])
-    clips = torch.stack([
-        videos[int(v)][:, torch.from_numpy(clip_indices(length, int(s), spec.interval, spec.frames))]
-        for v, s in zip(video_ids, starts)])
+def render_views(videos: VideoSplit | FrameSource | torch.Tensor, video_ids: np.ndarray,
+                 starts: np.ndarray, boxes: np.ndarray, flips: np.ndarray, spec: ViewSpec,
+                 intervals: np.ndarray | None = None) -> torch.Tensor:
+    """Cut each candidate (window, crop, resize, flip) and quantise it: uint8 (B, 3, T, s, s).
+
+    ``videos`` is the split (or a bare (N, 3, L, H, W) tensor); ``intervals`` gives each
+    candidate's frame step when it differs per video, else ``spec.interval`` applies."""
+    source = as_frame_source(videos)
+    steps = (np.full(len(video_ids), spec.interval, dtype=np.int64) if intervals is None
+             else np.asarray(intervals, dtype=np.int64))
+    index = [clip_indices(int(source.lengths[int(v)]), int(s), int(step), spec.frames)
+             for v, s, step in zip(video_ids, starts, steps)]
+    clips = source.clips([int(v) for v in video_ids], index)
     views = apply_crops(clips, CropBoxes(np.asarray(boxes, dtype=np.int64),
                                          np.asarray(flips, dtype=bool)), spec.size)
     # Quantised before scoring, so the stored uint8 clip is the very input the teacher judged.
@@ -140,7 +147,8 @@ def score_views(net: nn.Module, views: torch.Tensor, label: int, normalize: Norm
     return F.cross_entropy(logits, target, reduction="none").cpu()
 
 
-def select_class(net: nn.Module, videos: torch.Tensor, label: int, candidates: Candidates,
+def select_class(net: nn.Module, videos: VideoSplit | torch.Tensor, label: int,
+                 candidates: Candidates,
                  count: int, spec: ViewSpec, normalize: Normalize, batch_size: int = 50,
                  device: str | torch.device = "cpu") -> ClassSelection:
     """Score every candidate; keep each video's best view, then the ``count`` best videos."""
@@ -154,8 +162,10 @@ def select_class(net: nn.Module, videos: torch.Tensor, label: int, candidates: C
     try:
         for first in range(0, len(flat_video), batch_size):
             pos, win = flat_video[first:first + batch_size], flat_window[first:first + batch_size]
+            steps = None if candidates.intervals is None else candidates.intervals[pos]
             views = render_views(videos, candidates.video_ids[pos], candidates.starts[pos, win],
-                                 candidates.boxes[pos, win], candidates.flips[pos, win], spec)
+                                 candidates.boxes[pos, win], candidates.flips[pos, win], spec,
+                                 steps)
             batch = score_views(net, views, label, normalize, spec.input_size, device).numpy()
             for row, (p, w) in enumerate(zip(pos, win)):
                 # Strictly lower: the first window wins ties, as best_windows' argmin does.
@@ -171,19 +181,24 @@ def select_class(net: nn.Module, videos: torch.Tensor, label: int, candidates: C
 
 
 def draw_candidates(task: CondensationTask, label: int, drawn: np.ndarray, starts: np.ndarray,
-                    height: int, width: int) -> Candidates:
-    """Each (video, window) of a class gets its own crop and flip, keyed by (label, video, window)."""
+                    height: int, width: int, intervals: np.ndarray | None = None) -> Candidates:
+    """Each (video, window) of a class gets its own crop and flip, keyed by (label, video, window).
+
+    ``starts`` is (M,) when every video shares its windows, or (V, M) per drawn video."""
     trainer, hflip = task.protocol.trainer, task.dataset.hflip
-    boxes = np.empty((len(drawn), len(starts), 4), dtype=np.int64)
-    flips = np.zeros((len(drawn), len(starts)), dtype=bool)
+    starts = np.asarray(starts, dtype=np.int64)
+    starts = np.tile(starts, (len(drawn), 1)) if starts.ndim == 1 else starts
+    windows = starts.shape[1]
+    boxes = np.empty((len(drawn), windows, 4), dtype=np.int64)
+    flips = np.zeros((len(drawn), windows), dtype=bool)
     for row, video in enumerate(drawn):
-        for window in range(len(starts)):
+        for window in range(windows):
             rng = task.rng(label, int(video), window)
             boxes[row, window] = random_resized_crop_box(rng, height, width,
                                                          trainer.crop_scale, trainer.crop_ratio)
             flips[row, window] = hflip and bool(rng.integers(0, 2))
-    return Candidates(video_ids=np.asarray(drawn), starts=np.tile(starts, (len(drawn), 1)),
-                      boxes=boxes, flips=flips)
+    return Candidates(video_ids=np.asarray(drawn), starts=starts, boxes=boxes, flips=flips,
+                      intervals=None if intervals is None else np.asarray(intervals, np.int64))
 
 
 class RDED(Method):
@@ -197,6 +212,7 @@ class RDED(Method):
         num_crop: int = 5       # evenly spaced windows per video (Kinetics-400 in the study: 10)
         factor: int = 1         # views per side tiled into one instance; 1 = no stitching
         batch_size: int = 50    # views per teacher forward
+        teacher: str = "minic3d"  # the protocol net whose teacher scores (any evaluation net)
 
         def __post_init__(self) -> None:
             for key in ("mipc", "num_crop", "factor", "batch_size"):
@@ -218,22 +234,24 @@ class RDED(Method):
         # Every class is checked before the teacher is loaded: a too-large IPC fails at once.
         what = f"rded at IPC {ipc}" + (f" x factor {factor}^2" if factor > 1 else "")
         members = [class_members(split, label, per_class, what) for label in range(classes)]
-        net = task.teacher().net
+        net = task.teacher(cfg.teacher).net
         trainer = task.protocol.trainer
         normalize = Normalize(trainer.normalize_mean, trainer.normalize_std)
-        length = int(split.videos.shape[2])
-        spec = ViewSpec(frames=task.track.frames,
-                        interval=clip_interval(length, task.protocol.sampling, task.dataset),
-                        size=crop // factor, input_size=crop)
-        starts = window_starts(length, spec.interval, spec.frames, cfg.num_crop)
-        height, width = split.videos.shape[-2:]
+        # Each video has its own frame step and windows: they follow from its length.
+        spec = ViewSpec(frames=task.track.frames, interval=None, size=crop // factor,
+                        input_size=crop)
+        height, width = split.frame_size
         instances, labels = [], []
         for label in range(classes):
             drawn = np.sort(task.rng(label).choice(members[label],
                                                    size=min(cfg.mipc, len(members[label])),
                                                    replace=False))
-            candidates = draw_candidates(task, label, drawn, starts, height, width)
-            chosen = select_class(net, split.videos, label, candidates, per_class, spec,
+            intervals = np.array([split.interval(int(v), task.protocol.sampling) for v in drawn],
+                                 dtype=np.int64)
+            starts = np.stack([window_starts(int(split.lengths[int(v)]), int(step), spec.frames,
+                                             cfg.num_crop) for v, step in zip(drawn, intervals)])
+            candidates = draw_candidates(task, label, drawn, starts, height, width, intervals)
+            chosen = select_class(net, split, label, candidates, per_class, spec,
                                   normalize, cfg.batch_size, task.device)
             instances.append(chosen.views if factor == 1 else stitch(chosen.views, ipc, factor))
             labels += [label] * ipc

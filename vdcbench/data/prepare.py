@@ -1,0 +1,370 @@
+"""``prepare``: decode what a source listing names into a frame store, in parallel and resumably.
+
+Each decoded video is first written as its own part (``<store>/parts/<key hash>.npy`` plus a
+``.json`` written after it), each by temp file and rename, so an interrupted prepare resumes by
+skipping the videos whose parts exist. Videos are decoded in worker processes (spawned, so no
+worker inherits the parent's torch or FFmpeg threads), one source file per task: the clips a
+source cuts out of one recording come from one decoding pass. A video that fails to decode is
+reported with its reason and skipped, never fatal. When every video has been tried, the finalize
+step concatenates the parts in key order into the store (``vdcbench.data.store.write_store``)
+and removes them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vdcbench.data.decode import DecodedVideo, DecodeError, decode_entries
+from vdcbench.data.listing import SourceListing, VideoEntry
+from vdcbench.data.store import (MANIFEST_FILE, Store, StoredVideo, frames_sha256, open_store,
+                                 write_store)
+from vdcbench.errors import VdcError
+from vdcbench.protocol import canonical_sha256
+
+PARTS_DIR = "parts"
+PLAN_FILE = "plan.json"
+PART_VERSION = 1
+
+Progress = Callable[[int, int, str], None]   # (videos done, videos in all, what)
+
+
+@dataclass(frozen=True)
+class PrepareReport:
+    """What a prepare did: the store, and how many videos it decoded, reused or had to skip."""
+
+    store: Store
+    decoded: int                               # decoded in this run
+    resumed: int                               # parts left by an interrupted run
+    failed: tuple[tuple[str, str], ...]        # (key, reason)
+    missing: tuple[tuple[str, str], ...]       # named by the annotations, absent on disk
+    seconds: float
+    already_prepared: bool = False
+
+
+def listing_sha256(listing: SourceListing, dataset: str, resize: tuple[int, int]) -> str:
+    """What a store is prepared from: the listed videos and how they were cut, not where the
+    root lies, so moving the data set does not make a complete store stale."""
+    return canonical_sha256({
+        "dataset": dataset, "classes": list(listing.classes), "resize": list(resize),
+        "entries": [[e.key, e.label, e.split, e.kind, e.start_seconds, e.end_seconds]
+                    for e in sorted(listing.entries, key=lambda e: e.key)],
+    })
+
+
+def _part_name(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def _atomic_write(path: Path, write: Callable[[object], None], mode: str = "wb") -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode) as fh:
+            write(fh)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _write_part(parts: Path, entry: VideoEntry, video: DecodedVideo) -> dict:
+    name = _part_name(entry.key)
+    meta = {"key": entry.key, "length": int(len(video.frames)), "fps": video.fps,
+            "shape": list(video.frames.shape), "sha256": frames_sha256(video.frames)}
+    _atomic_write(parts / f"{name}.npy", lambda fh: np.save(fh, video.frames, allow_pickle=False))
+    # The metadata goes last: a part counts as done only once both files exist.
+    _atomic_write(parts / f"{name}.json", lambda fh: fh.write(json.dumps(meta)), mode="w")
+    return meta
+
+
+def _read_part_meta(parts: Path, key: str) -> dict | None:
+    name = _part_name(key)
+    try:
+        meta = json.loads((parts / f"{name}.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if meta.get("key") != key or not (parts / f"{name}.npy").is_file():
+        return None
+    return meta
+
+
+def decode_group(entries: Sequence[VideoEntry], resize: tuple[int, int], parts: Path
+                 ) -> list[tuple[str, dict | None, str | None]]:
+    """Decode the entries of one source file and write their parts: (key, meta, failure)."""
+    try:
+        results = decode_entries(entries, resize)
+    except (MemoryError, ValueError, RuntimeError) as exc:   # one bad file never stops a prepare
+        results = [DecodeError(f"{type(exc).__name__}: {exc}")] * len(entries)
+    out = []
+    for entry, result in zip(entries, results):
+        if isinstance(result, DecodeError):
+            out.append((entry.key, None, str(result)))
+        else:
+            out.append((entry.key, _write_part(parts, entry, result), None))
+    return out
+
+
+def _init_worker() -> None:
+    # One torch thread per worker: the workers are the parallelism (FFmpeg still threads).
+    import torch
+    torch.set_num_threads(1)
+
+
+def _groups(entries: Sequence[VideoEntry]) -> list[list[VideoEntry]]:
+    """Entries grouped by the file they come from, in key order of each group's first entry."""
+    groups: dict[Path, list[VideoEntry]] = {}
+    for entry in sorted(entries, key=lambda e: e.key):
+        groups.setdefault(entry.path, []).append(entry)
+    return list(groups.values())
+
+
+def _open_parts(directory: Path, resize: tuple[int, int]) -> Path:
+    """The parts folder, emptied when it was left by a prepare at another resize."""
+    parts = directory / PARTS_DIR
+    plan = {"part_version": PART_VERSION, "resize": list(resize)}
+    plan_path = parts / PLAN_FILE
+    if parts.is_dir():
+        try:
+            same = json.loads(plan_path.read_text()) == plan
+        except (OSError, ValueError):
+            same = False
+        if not same:
+            shutil.rmtree(parts)
+    parts.mkdir(parents=True, exist_ok=True)
+    for stale in parts.glob(".*.tmp"):   # half-written files of an interrupted run
+        stale.unlink(missing_ok=True)
+    if not plan_path.is_file():
+        _atomic_write(plan_path, lambda fh: fh.write(json.dumps(plan)), mode="w")
+    return parts
+
+
+def check_output_dir(directory: Path) -> None:
+    """Refuse (one line) an output directory that cannot be created, read or written."""
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise VdcError(f"output {directory} exists and is not a directory")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise VdcError(f"cannot create the output directory {directory}: "
+                       f"{exc.strerror or exc}") from None
+    if not os.access(directory, os.R_OK | os.W_OK | os.X_OK):
+        raise VdcError(f"the output directory {directory} is not readable and writable")
+    try:
+        fd, probe = tempfile.mkstemp(dir=directory, prefix=".write-probe.")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise VdcError(f"cannot write to the output directory {directory}: "
+                       f"{exc.strerror or exc}") from None
+
+
+def prepare_listing(listing: SourceListing, *, directory: Path, name: str, dataset: str,
+                    resize: tuple[int, int], workers: int = 1, overwrite: bool = False,
+                    progress: Progress | None = None) -> PrepareReport:
+    """Decode ``listing`` into the store at ``directory`` (resuming from parts left there).
+
+    ``dataset`` is the protocol data set the store is of (``folder`` for a collection) and
+    ``resize`` its (H, W). A complete store of the same listing is left as it is.
+    """
+    started = time.perf_counter()
+    if not listing.entries:
+        raise VdcError(f"no videos found under {listing.root}")
+    if workers < 1:
+        raise VdcError(f"--workers must be at least 1, not {workers}")
+    directory = Path(directory)
+    check_output_dir(directory)
+    fingerprint = listing_sha256(listing, dataset, resize)
+    if (directory / MANIFEST_FILE).is_file():
+        existing = open_store(directory)
+        if existing.manifest.get("listing_sha256") == fingerprint and not overwrite:
+            return PrepareReport(store=existing, decoded=0, resumed=0,
+                                 failed=tuple(map(tuple, existing.manifest.get("failed", []))),
+                                 missing=tuple(map(tuple, existing.manifest.get("missing", []))),
+                                 seconds=time.perf_counter() - started, already_prepared=True)
+        if not overwrite:
+            raise VdcError(f"{directory} holds a store prepared from other videos or settings; "
+                           "pass --overwrite to replace it")
+    parts = _open_parts(directory, resize)
+
+    entries = sorted(listing.entries, key=lambda e: e.key)
+    if len({e.key for e in entries}) != len(entries):
+        raise VdcError(f"the {dataset} listing of {listing.root} names a video key twice")
+    done: dict[str, dict] = {}
+    for entry in entries:
+        meta = _read_part_meta(parts, entry.key)
+        if meta is not None:
+            done[entry.key] = meta
+    resumed = len(done)
+    failed: dict[str, str] = {}
+    pending = _groups([e for e in entries if e.key not in done])
+    total = len(entries)
+    if progress is not None:
+        progress(len(done), total, "resumed" if resumed else "")
+
+    def collect(results: list[tuple[str, dict | None, str | None]]) -> None:
+        for key, meta, reason in results:
+            if meta is not None:
+                done[key] = meta
+            else:
+                failed[key] = reason or "unknown failure"
+        if progress is not None:
+            progress(len(done) + len(failed), total, "")
+
+    if workers == 1 or len(pending) <= 1:
+        for group in pending:
+            collect(decode_group(group, resize, parts))
+    else:
+        _run_pool(pending, resize, parts, workers, collect)
+
+    decoded = len(done) - resumed
+    ok = [e for e in entries if e.key in done]
+    if not ok:
+        raise VdcError(f"none of the {total} videos under {listing.root} could be decoded "
+                       f"(first failure: {next(iter(failed.items()))[0]}: "
+                       f"{next(iter(failed.values()))})")
+    videos = [StoredVideo(key=e.key, label=e.label, split=e.split, length=int(done[e.key]["length"]),
+                          fps=done[e.key]["fps"]) for e in ok]
+
+    def read_frames(i: int) -> np.ndarray:
+        return np.load(parts / f"{_part_name(videos[i].key)}.npy", allow_pickle=False)
+
+    failures = tuple(sorted(failed.items()))
+    extra = {
+        "listing_sha256": fingerprint,
+        "split": {"description": listing.split_description,
+                  "listed": {s: len(listing.split(s)) for s in ("train", "val")}},
+        "source": {"layout": listing.dataset, "root": str(listing.root),
+                   "options": {k: (str(v) if isinstance(v, Path) else v)
+                               for k, v in listing.options.items()}},
+        "missing": [list(m) for m in listing.missing],
+        "failed": [list(f) for f in failures],
+    }
+    store = write_store(directory, name=name, dataset=dataset, classes=listing.classes,
+                        resize=resize, videos=videos, read_frames=read_frames,
+                        manifest_extra=extra)
+    shutil.rmtree(parts, ignore_errors=True)
+    return PrepareReport(store=store, decoded=decoded, resumed=resumed, failed=failures,
+                         missing=tuple(tuple(m) for m in listing.missing),
+                         seconds=time.perf_counter() - started)
+
+
+def _run_pool(groups: list[list[VideoEntry]], resize: tuple[int, int], parts: Path, workers: int,
+              collect: Callable[[list], None]) -> None:
+    """Decode ``groups`` in ``workers`` spawned processes, a few tasks in flight per worker."""
+    context = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker)
+    queue = iter(groups)
+    running: set[Future] = set()
+    try:
+        for group in queue:
+            running.add(pool.submit(decode_group, group, resize, parts))
+            if len(running) >= 4 * workers:
+                break
+        while running:
+            finished, running = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                collect(future.result())
+                group = next(queue, None)
+                if group is not None:
+                    running.add(pool.submit(decode_group, group, resize, parts))
+    except BrokenProcessPool:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise VdcError("a decoding worker died (a crash inside FFmpeg?); the videos decoded so "
+                       "far are kept: rerun to resume, with --workers 1 to see which video "
+                       "it is") from None
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
+# ------------------------------------------------------------------- a data set by layout
+@dataclass(frozen=True)
+class StoreTarget:
+    """Where the store of a prepare goes: its name, its directory, the data set it holds."""
+
+    name: str
+    directory: Path
+    dataset: str
+    resize: tuple[int, int]
+
+
+def store_target(protocol, layout_dataset: str, *, root: Path | None, name: str | None,
+                 out: Path | None) -> StoreTarget:
+    """Name and directory of the store of ``layout_dataset`` (``folder`` for a collection).
+
+    A collection's store is named after its root folder unless ``name`` says otherwise, and may
+    not take a protocol data set's name; an official data set's store is named after it.
+    """
+    from vdcbench.data.store import COLLECTION_DATASET, default_store_dir, valid_store_name
+
+    ds = protocol.dataset(layout_dataset)
+    if layout_dataset == COLLECTION_DATASET:
+        if name is None:
+            if root is None:
+                raise VdcError("name the collection's store with --name (or give --root)")
+            name = Path(root).resolve().name
+        if name in protocol.datasets:
+            raise VdcError(f"{name!r} is a protocol data set; name the collection's store "
+                           "otherwise with --name")
+    else:
+        if name is not None and name != layout_dataset:
+            raise VdcError(f"--name is for collections; the store of {layout_dataset!r} is "
+                           f"named {layout_dataset!r}")
+        name = layout_dataset
+    if not valid_store_name(name):
+        raise VdcError(f"store name {name!r} must be letters, digits, '.', '_' or '-' (pass "
+                       "--name)")
+    directory = Path(out) if out is not None else default_store_dir(name)
+    return StoreTarget(name=name, directory=directory, dataset=layout_dataset,
+                       resize=tuple(ds.resize))
+
+
+@dataclass(frozen=True)
+class PreparePlan:
+    """A prepare that has been checked: what is listed, and where its store goes."""
+
+    listing: SourceListing
+    target: StoreTarget
+    linked: bool            # written outside the cache, so the cache gets a link to it
+
+
+def plan_prepare(protocol, layout: str, root: Path, *, name: str | None = None,
+                 out: Path | None = None, options: dict | None = None) -> PreparePlan:
+    """List ``root`` with source ``layout`` and check the store's name and directory, so every
+    user error (a missing root, no videos, an unwritable output) comes before any decoding."""
+    from vdcbench.data.sources import list_source
+
+    listing = list_source(layout, root, protocol=protocol, **(options or {}))
+    if not listing.entries:
+        raise VdcError(f"no videos found under {root} in the {layout} layout")
+    target = store_target(protocol, listing.dataset, root=root, name=name, out=out)
+    check_output_dir(target.directory)
+    return PreparePlan(listing=listing, target=target, linked=out is not None)
+
+
+def run_prepare(plan: PreparePlan, *, workers: int = 1, overwrite: bool = False,
+                progress: Progress | None = None) -> PrepareReport:
+    """Decode a planned prepare into its store (the ``prepare`` command)."""
+    from vdcbench.data.store import link_store
+
+    t = plan.target
+    report = prepare_listing(plan.listing, directory=t.directory, name=t.name, dataset=t.dataset,
+                             resize=t.resize, workers=workers, overwrite=overwrite,
+                             progress=progress)
+    if plan.linked:
+        link_store(t.name, t.directory)
+    return report

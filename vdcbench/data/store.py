@@ -1,0 +1,492 @@
+"""The prepared frame store: every video of a data set decoded once, at the protocol's resize.
+
+One directory per prepared data set, ``<cache>/stores/<name>/`` (or wherever ``prepare --out``
+put it; a ``<cache>/stores/<name>.link`` file then names that directory), holding:
+
+* ``frames.npy`` — all frames of all videos, one uint8 array (total_frames, H, W, 3) read through
+  a memory map. Raw pixels rather than JPEG because a clip read is then a copy of T frames
+  (no decode, no source video touched), and the store stays bit-exact; a frame at 128x170 is
+  65,280 bytes (see ``bytes_per_hour``).
+* ``index.json`` — per video, in key order: key, label, split, offset (first frame in
+  ``frames.npy``), length, the source's frame rate, and the sha256 of its frames.
+* ``manifest.json`` — written last, so its presence means the store is complete: data set,
+  classes, split description and counts, resize, the missing/failed reports of ``prepare``,
+  the versions of PyAV, FFmpeg, torch and vdcbench that made it, the store hash and its size.
+* ``cache/`` — derived tensors (the validation clips of a track), rebuilt on demand.
+
+The store hash is the sha256 of the ordered index (key, label, split, length and content hash of
+every video) with the data set, classes and resize: two prepares of the same videos give the same
+hash, and result records carry it as their data-set hash.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import platform
+import re
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vdcbench.data.synthetic import cache_dir
+from vdcbench.errors import VdcError
+from vdcbench.protocol import Dataset, Protocol, canonical_sha256
+
+FORMAT = "vdcbench-frame-store"
+FORMAT_VERSION = 1
+FRAMES_FILE = "frames.npy"
+INDEX_FILE = "index.json"
+MANIFEST_FILE = "manifest.json"
+CACHE_DIR = "cache"
+LINK_SUFFIX = ".link"
+# The protocol's data set whose videos are the user's own collection (classes and split recorded
+# in the store); a store of that data set is known by its own name.
+COLLECTION_DATASET = "folder"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def valid_store_name(name: str) -> bool:
+    """Store names are plain file names: an archive's data-set field never walks the disk."""
+    return bool(_NAME.match(name)) and ".." not in name
+
+
+def stores_root() -> Path:
+    return cache_dir() / "stores"
+
+
+def default_store_dir(name: str) -> Path:
+    if not valid_store_name(name):
+        raise VdcError(f"store name {name!r} must be letters, digits, '.', '_' or '-' "
+                       "(and start with a letter or digit)")
+    return stores_root() / name
+
+
+def find_store(name: str) -> Path | None:
+    """The directory of the complete store called ``name``, or None."""
+    if not valid_store_name(name):
+        return None
+    folder = stores_root() / name
+    if (folder / MANIFEST_FILE).is_file():
+        return folder
+    link = stores_root() / f"{name}{LINK_SUFFIX}"
+    if link.is_file():
+        target = Path(link.read_text().strip())
+        if (target / MANIFEST_FILE).is_file():
+            return target
+    return None
+
+
+def link_store(name: str, directory: Path) -> None:
+    """Make a store written elsewhere (``prepare --out``) findable by its name."""
+    directory = Path(directory).resolve()
+    if directory == (stores_root() / name).resolve():
+        return
+    write_text_atomic(stores_root() / f"{name}{LINK_SUFFIX}", f"{directory}\n")
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def frames_sha256(frames: np.ndarray) -> str:
+    """Content hash of one video's frames: sha256 of its (L, H, W, 3) uint8 bytes."""
+    return hashlib.sha256(np.ascontiguousarray(frames, dtype=np.uint8).data).hexdigest()
+
+
+def bytes_per_hour(fps: float, resize: tuple[int, int]) -> int:
+    """Store bytes per hour of video: frames per hour x H x W x 3 (one byte per pixel channel)."""
+    return int(round(fps * 3600)) * resize[0] * resize[1] * 3
+
+
+@dataclass(frozen=True)
+class StoreIndex:
+    """Per video, in key order: where its frames are and what they hash to."""
+
+    keys: tuple[str, ...]
+    labels: np.ndarray      # (N,) int64
+    splits: tuple[str, ...]
+    offsets: np.ndarray     # (N,) int64, first frame in frames.npy
+    lengths: np.ndarray     # (N,) int64
+    fps: tuple[float | None, ...]
+    sha256: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def to_json(self) -> dict:
+        return {"keys": list(self.keys), "labels": self.labels.tolist(),
+                "splits": list(self.splits), "offsets": self.offsets.tolist(),
+                "lengths": self.lengths.tolist(), "fps": list(self.fps),
+                "sha256": list(self.sha256)}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "StoreIndex":
+        return cls(keys=tuple(data["keys"]), labels=np.asarray(data["labels"], dtype=np.int64),
+                   splits=tuple(data["splits"]),
+                   offsets=np.asarray(data["offsets"], dtype=np.int64),
+                   lengths=np.asarray(data["lengths"], dtype=np.int64),
+                   fps=tuple(data["fps"]), sha256=tuple(data["sha256"]))
+
+    def rows(self, split: str) -> np.ndarray:
+        return np.asarray([i for i, s in enumerate(self.splits) if s == split], dtype=np.int64)
+
+
+def store_sha256(dataset: str, classes: Sequence[str], resize: tuple[int, int],
+                 index: StoreIndex) -> str:
+    """The hash of a store's content: what result records carry as their data-set hash."""
+    return canonical_sha256({
+        "format": FORMAT_VERSION, "dataset": dataset, "classes": list(classes),
+        "resize": list(resize),
+        "videos": [[k, int(l), s, int(n), h] for k, l, s, n, h in
+                   zip(index.keys, index.labels, index.splits, index.lengths, index.sha256)],
+    })
+
+
+def tool_versions() -> dict[str, str]:
+    """The decoder and framework versions a store records (decoders change pixels)."""
+    from vdcbench import __version__
+    versions = {"vdcbench": __version__, "torch": torch.__version__,
+                "python": platform.python_version()}
+    try:
+        import av
+        versions["pyav"] = av.__version__
+        versions["ffmpeg"] = ", ".join(f"{lib} {'.'.join(str(v) for v in version)}"
+                                       for lib, version in sorted(av.library_versions.items()))
+    except ImportError:
+        versions["pyav"] = versions["ffmpeg"] = "not installed"
+    try:
+        import torchvision
+        versions["torchvision"] = torchvision.__version__
+    except ImportError:
+        versions["torchvision"] = "not installed"
+    return versions
+
+
+class StoreFrames:
+    """The frames of some videos of a store (one split), served clip by clip from the memmap."""
+
+    def __init__(self, store: "Store", rows: np.ndarray):
+        self.store = store
+        self.rows = np.asarray(rows, dtype=np.int64)
+        self._offsets = store.index.offsets[self.rows]
+        self._lengths = store.index.lengths[self.rows]
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return self._lengths
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        return self.store.resize
+
+    def _global(self, video: int, frame_indices: np.ndarray) -> np.ndarray:
+        index = np.asarray(frame_indices, dtype=np.int64)
+        length = int(self._lengths[video])
+        if index.size and (int(index.min()) < 0 or int(index.max()) >= length):
+            raise IndexError(f"frame indices {index.tolist()} outside video {video} of "
+                             f"{length} frames")
+        return self._offsets[video] + index
+
+    def clip(self, video: int, frame_indices: np.ndarray) -> torch.Tensor:
+        """uint8 (3, T, H, W): a copy of T frames out of the memory map."""
+        frames = np.asarray(self.store.frames[self._global(int(video), frame_indices)])
+        return torch.from_numpy(frames).permute(3, 0, 1, 2).contiguous()
+
+    def clips(self, videos: Sequence[int], frame_indices: Sequence[np.ndarray]) -> torch.Tensor:
+        """uint8 (N, 3, T, H, W), read with one gather over the memory map."""
+        videos = [int(v) for v in videos]
+        h, w = self.frame_size
+        if not videos:
+            return torch.empty((0, 3, 0, h, w), dtype=torch.uint8)
+        index = [self._global(v, f) for v, f in zip(videos, frame_indices)]
+        frames = np.asarray(self.store.frames[np.concatenate(index)])
+        frames = frames.reshape(len(videos), -1, h, w, 3)
+        return torch.from_numpy(frames).permute(0, 4, 1, 2, 3).contiguous()
+
+
+class Store:
+    """An opened, complete store: its manifest, its index, and its frames as a memory map."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        manifest_path = self.path / MANIFEST_FILE
+        try:
+            self.manifest = json.loads(manifest_path.read_text())
+            if self.manifest.get("format") != FORMAT:
+                raise ValueError(f"format is {self.manifest.get('format')!r}, not {FORMAT!r}")
+            if self.manifest.get("format_version") != FORMAT_VERSION:
+                raise ValueError(f"format version {self.manifest.get('format_version')} is not "
+                                 f"{FORMAT_VERSION}; prepare it again with this vdcbench")
+        except FileNotFoundError as exc:
+            raise VdcError(f"{self.path} is not a complete frame store (no {Path(exc.filename).name})"
+                           ) from None
+        except (ValueError, KeyError, TypeError) as exc:
+            raise VdcError(f"{self.path} is not a readable frame store: {exc}") from None
+
+    @functools.cached_property
+    def index(self) -> StoreIndex:
+        """Read on first use: the hash and the counts need only the manifest."""
+        try:
+            return StoreIndex.from_json(json.loads((self.path / INDEX_FILE).read_text()))
+        except FileNotFoundError:
+            raise VdcError(f"{self.path} is not a complete frame store (no {INDEX_FILE})") from None
+        except (ValueError, KeyError, TypeError) as exc:
+            raise VdcError(f"the index of frame store {self.path} is unreadable: {exc}") from None
+
+    @property
+    def name(self) -> str:
+        return self.manifest["name"]
+
+    @property
+    def dataset(self) -> str:
+        return self.manifest["dataset"]
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return tuple(self.manifest["classes"])
+
+    @property
+    def resize(self) -> tuple[int, int]:
+        return tuple(self.manifest["resize"])
+
+    @property
+    def sha256(self) -> str:
+        return self.manifest["sha256"]
+
+    @functools.cached_property
+    def frames(self) -> np.ndarray:
+        """(total_frames, H, W, 3) uint8, memory-mapped read-only."""
+        path = self.path / FRAMES_FILE
+        try:
+            frames = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise VdcError(f"cannot read the frames of store {self.path}: {exc}") from None
+        expected = (int(self.manifest["total_frames"]), *self.resize, 3)
+        if frames.dtype != np.uint8 or tuple(frames.shape) != expected:
+            raise VdcError(f"{path} holds {frames.dtype} {tuple(frames.shape)}, not uint8 "
+                           f"{expected}; prepare the store again")
+        return frames
+
+    def video_frames(self, row: int) -> np.ndarray:
+        """All frames of index row ``row``, (L, H, W, 3) uint8 (a view of the memory map)."""
+        offset, length = int(self.index.offsets[row]), int(self.index.lengths[row])
+        return self.frames[offset:offset + length]
+
+    def split(self, dataset: Dataset, split: str) -> "VideoSplit":
+        from vdcbench.data.splits import VideoSplit
+        if split not in ("train", "val"):
+            raise VdcError(f"unknown split {split!r} of {dataset.name!r} (known: train, val)")
+        rows = self.index.rows(split)
+        return VideoSplit(dataset=dataset, split=split,
+                          labels=torch.from_numpy(self.index.labels[rows].copy()),
+                          class_names=self.classes, frames=StoreFrames(self, rows))
+
+    def size_bytes(self) -> int:
+        return sum(p.stat().st_size for p in (self.path / FRAMES_FILE, self.path / INDEX_FILE,
+                                              self.path / MANIFEST_FILE) if p.is_file())
+
+
+def open_store(path: Path) -> Store:
+    """The store at ``path``; opened once per process while its manifest is unchanged, so the
+    many hash and split look-ups of an evaluation share one index and one memory map."""
+    path = Path(path).resolve()
+    try:
+        stamp = (path / MANIFEST_FILE).stat().st_mtime_ns
+    except OSError:
+        return Store(path)      # raises the one-line "not a complete frame store"
+    return _open_store(path, stamp)
+
+
+@functools.lru_cache(maxsize=8)
+def _open_store(path: Path, manifest_mtime_ns: int) -> Store:
+    return Store(path)
+
+
+def prepare_command(dataset: Dataset) -> str:
+    if dataset.split == "recorded-in-store":
+        return f"vdcbench prepare folder --root PATH --name {dataset.name}"
+    return f"vdcbench prepare {dataset.name} --root PATH"
+
+
+def open_store_for(dataset: Dataset) -> Store:
+    """The prepared store of ``dataset`` (by its name), checked against the protocol's resize."""
+    path = find_store(dataset.name)
+    if path is None:
+        raise VdcError(f"the {dataset.name!r} data set is not prepared on this machine; run "
+                       f"`{prepare_command(dataset)}` (stores live in {stores_root()})")
+    store = open_store(path)
+    expected = COLLECTION_DATASET if dataset.split == "recorded-in-store" else dataset.name
+    if store.dataset != expected:
+        raise VdcError(f"store {path} holds the {store.dataset!r} data set, not {expected!r}")
+    if store.resize != tuple(dataset.resize):
+        raise VdcError(f"store {path} was prepared at {store.resize[0]}x{store.resize[1]}, the "
+                       f"protocol resizes {dataset.name!r} to {dataset.resize[0]}x"
+                       f"{dataset.resize[1]}; prepare it again")
+    return store
+
+
+# ------------------------------------------------------------------------------- writing
+@dataclass(frozen=True)
+class StoredVideo:
+    """One decoded video as it enters the store (its offset follows from the order)."""
+
+    key: str
+    label: int
+    split: str
+    length: int
+    fps: float | None
+
+
+def write_store(directory: Path, *, name: str, dataset: str, classes: Sequence[str],
+                resize: tuple[int, int], videos: Sequence[StoredVideo],
+                read_frames: Callable[[int], np.ndarray], manifest_extra: dict,
+                progress: Callable[[int, int], None] | None = None) -> Store:
+    """Write frames, index and manifest of ``videos`` (sorted by key here) into ``directory``.
+
+    ``read_frames(i)`` gives the (L, H, W, 3) frames of ``videos[i]``. Each file is written to a
+    temporary name and renamed; the manifest goes last, so a store is either complete or absent.
+    """
+    directory = Path(directory)
+    order = sorted(range(len(videos)), key=lambda i: videos[i].key)
+    lengths = np.asarray([videos[i].length for i in order], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) if len(order) else \
+        np.zeros(0, dtype=np.int64)
+    total = int(lengths.sum())
+    h, w = resize
+    for stale in (MANIFEST_FILE, INDEX_FILE, FRAMES_FILE):
+        (directory / stale).unlink(missing_ok=True)
+    shutil.rmtree(directory / CACHE_DIR, ignore_errors=True)
+    tmp_frames = directory / f".{FRAMES_FILE}.tmp"
+    hashes = []
+    try:
+        out = np.lib.format.open_memmap(tmp_frames, mode="w+", dtype=np.uint8,
+                                        shape=(total, h, w, 3))
+        for done, (i, offset) in enumerate(zip(order, offsets)):
+            frames = read_frames(i)
+            if frames.shape != (videos[i].length, h, w, 3) or frames.dtype != np.uint8:
+                raise ValueError(f"video {videos[i].key!r}: frames {frames.dtype} "
+                                 f"{frames.shape}, expected uint8 {(videos[i].length, h, w, 3)}")
+            out[offset:offset + len(frames)] = frames
+            hashes.append(frames_sha256(frames))
+            if progress is not None:
+                progress(done + 1, len(order))
+        out.flush()
+        del out
+        os.replace(tmp_frames, directory / FRAMES_FILE)
+    finally:
+        tmp_frames.unlink(missing_ok=True)
+    index = StoreIndex(keys=tuple(videos[i].key for i in order),
+                       labels=np.asarray([videos[i].label for i in order], dtype=np.int64),
+                       splits=tuple(videos[i].split for i in order), offsets=offsets,
+                       lengths=lengths, fps=tuple(videos[i].fps for i in order),
+                       sha256=tuple(hashes))
+    write_text_atomic(directory / INDEX_FILE, json.dumps(index.to_json(), separators=(",", ":")))
+    counts = {s: int(sum(1 for x in index.splits if x == s)) for s in ("train", "val")}
+    size = sum((directory / f).stat().st_size for f in (FRAMES_FILE, INDEX_FILE))
+    manifest = {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "name": name, "dataset": dataset,
+        "classes": list(classes), "num_classes": len(classes), "resize": [h, w],
+        "videos": counts, "total_frames": total,
+        "sha256": store_sha256(dataset, classes, resize, index),
+        "size_bytes": size, "versions": tool_versions(), **manifest_extra,
+    }
+    write_text_atomic(directory / MANIFEST_FILE, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return open_store(directory)
+
+
+# ----------------------------------------------------------------------------- verifying
+@dataclass(frozen=True)
+class Verification:
+    """What ``verify_store`` found: every problem as one line (none when the store is sound)."""
+
+    videos: int
+    frames: int
+    problems: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def verify_store(store: Store, progress: Callable[[int, int], None] | None = None) -> Verification:
+    """Recount the store and rehash every video's frames against its index and manifest."""
+    problems = []
+    index, manifest = store.index, store.manifest
+    for split, count in manifest.get("videos", {}).items():
+        actual = int(sum(1 for s in index.splits if s == split))
+        if actual != count:
+            problems.append(f"{split}: the index lists {actual} videos, the manifest {count}")
+    total = int(index.lengths.sum())
+    if total != int(manifest["total_frames"]):
+        problems.append(f"the index counts {total} frames, the manifest {manifest['total_frames']}")
+    expected_offsets = np.concatenate([[0], np.cumsum(index.lengths)[:-1]]) if len(index) else []
+    if not np.array_equal(index.offsets, expected_offsets):
+        problems.append("the index offsets do not follow its lengths")
+    if store_sha256(store.dataset, store.classes, store.resize, index) != store.sha256:
+        problems.append("the store hash does not match its index")
+    if not problems:
+        frames = store.frames
+        if int(frames.shape[0]) != total:
+            problems.append(f"{FRAMES_FILE} holds {frames.shape[0]} frames, the index {total}")
+        else:
+            for row in range(len(index)):
+                if frames_sha256(store.video_frames(row)) != index.sha256[row]:
+                    problems.append(f"video {index.keys[row]!r}: frames do not match their sha256")
+                if progress is not None:
+                    progress(row + 1, len(index))
+    return Verification(videos=len(index), frames=total, problems=tuple(problems))
+
+
+# ------------------------------------------------------------------- validation-clip cache
+def cached_validation_clips(protocol: Protocol, split, compute: Callable[[], torch.Tensor]
+                            ) -> torch.Tensor:
+    """The validation clips of a store-backed split, from ``<store>/cache`` or computed and kept.
+
+    Keyed by the store hash, the sampling rule (frames, tau, declared interval) and the crop, so
+    an evaluation reads one tensor file instead of gathering clips. A store on a read-only disk
+    just computes them every time.
+    """
+    from safetensors.torch import load_file, save_file
+
+    store: Store = split.frames.store
+    ds, sampling = split.dataset, protocol.sampling
+    name = (f"val-clips-{store.sha256[:16]}-{split.split}-t{sampling.frames}-tau{sampling.tau}"
+            f"-i{ds.interval or 0}-c{ds.crop}.safetensors")
+    path = store.path / CACHE_DIR / name
+    labels = split.labels.to(torch.int64)
+    if path.is_file():
+        try:
+            cached = load_file(str(path))
+            if torch.equal(cached["labels"], labels) and cached["videos"].dtype == torch.uint8:
+                return cached["videos"]
+        except Exception:   # a damaged cache file is rebuilt, never trusted
+            pass
+    clips = compute()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".val-clips.", suffix=".tmp")
+        os.close(fd)
+        try:
+            save_file({"videos": clips.contiguous(), "labels": labels.contiguous()}, tmp)
+            os.replace(tmp, path)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+    except OSError:
+        pass
+    return clips
