@@ -14,6 +14,7 @@ from vdcbench.archive import LoadedArchive
 from vdcbench.data.splits import dataset_sha256, open_split, validation_clips
 from vdcbench.errors import NotBuiltError, VdcError
 from vdcbench.models import build_net
+from vdcbench.models.flops import NetCost, net_cost, training_gflops
 from vdcbench.protocol import Protocol
 from vdcbench.results import EvalRecord, RecordKey, find_record
 from vdcbench.teacher import load_teacher
@@ -119,6 +120,7 @@ class Evaluation:
                           label_fn=label_fn)
         callback = (lambda e, n, loss: progress(seed, e, n, loss)) if progress else None
         result = trainer.fit(self.validation, progress=callback)
+        student_cost, teacher_cost = self.costs()
         official = (self.settings.variant == "official" and self.settings.epochs in (None, self.protocol.trainer.epochs))
         record = EvalRecord(
             key=self.key(seed),
@@ -131,12 +133,48 @@ class Evaluation:
             final_loss=result.losses[-1], ledger=self.archive.ledger.to_dict(),
             versions=runtime_versions(),
             by_epoch_top1={str(e): s.top1 for e, s in sorted(result.by_epoch.items())},
+            net_gflops_forward=round(student_cost.forward_gflops, 6),
+            train_gflops=round(training_gflops(student_cost, result.clips, teacher_cost), 3),
+            torch_threads=torch.get_num_threads(),
         )
         record.to_disk(self.results_dir)
         return record
 
+    def costs(self) -> tuple[NetCost, NetCost | None]:
+        """Per-clip cost of the student, and of the teacher when one labels online (multi-sl)."""
+        frames, crop = self.archive.track.frames, self.dataset.crop
+        classes = self.dataset.num_classes
+        student = net_cost(self.protocol.net(self.settings.net), classes, frames, crop)
+        teacher = (net_cost(self.protocol.net(self.teacher.net_name), classes, frames, crop)
+                   if self.teacher is not None else None)
+        return student, teacher
+
     def run(self, progress: SeedProgress | None = None) -> list[EvalRecord]:
         return [self.run_seed(seed, progress) for seed in self.settings.seeds]
+
+
+ALL_NETS = "all"
+
+
+def evaluation_nets(protocol: Protocol) -> tuple[str, ...]:
+    """The protocol's evaluation architectures, in protocol order: the nets that are their own
+    teacher architecture. (``minic3d-in``, MiniC3D with instance norm for trajectory-matching
+    experts, has MiniC3D's teacher: a condensation variant, not another architecture.)"""
+    return tuple(name for name, spec in protocol.nets.items()
+                 if spec.teacher_architecture == name)
+
+
+def parse_nets(protocol: Protocol, text: str) -> tuple[str, ...]:
+    """``all`` or a comma-separated list of protocol nets, checked and deduplicated in order."""
+    if text.strip() == ALL_NETS:
+        return evaluation_nets(protocol)
+    names = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    if not names:
+        raise VdcError(f"--net {text!r} names no net; give one, a list like minic3d,i3d_r18, "
+                       f"or {ALL_NETS}")
+    for name in names:
+        protocol.net(name)   # an unknown name raises, suggesting the closest
+    return names
 
 
 def runtime_versions() -> dict[str, str]:

@@ -19,6 +19,7 @@ from vdcbench.errors import VdcError
 
 RECORD_FORMAT = "vdcbench-result"
 RECORD_VERSION = 1
+_OPTIONAL_FIELDS = ("net_gflops_forward", "train_gflops", "torch_threads")
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,12 @@ class EvalRecord:
     ledger: dict[str, Any]
     versions: dict[str, str]
     by_epoch_top1: dict[str, float] = field(default_factory=dict)
+    # Compute in GFLOPs (2 × fvcore's multiply-adds). Optional: records written before they were
+    # kept load without them, and ``to_dict`` leaves them out again so such files round-trip.
+    net_gflops_forward: float | None = None     # one clip through the evaluation net
+    train_gflops: float | None = None           # the run's training: ≈ 3 × forward × clips seen
+    # CPU float sums are ordered by the intra-op thread count, so bitwise reproduction needs it.
+    torch_threads: int | None = None
 
     def relative_path(self) -> Path:
         k = self.key
@@ -67,7 +74,11 @@ class EvalRecord:
                 / k.net / f"{k.label_strategy}-{k.variant}" / f"seed{k.seed}.json")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": RECORD_FORMAT, "format_version": RECORD_VERSION, **asdict(self)}
+        body = asdict(self)
+        for optional in _OPTIONAL_FIELDS:
+            if body[optional] is None:
+                del body[optional]
+        return {"format": RECORD_FORMAT, "format_version": RECORD_VERSION, **body}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "EvalRecord":
@@ -139,6 +150,7 @@ class Cell:
     reference_best_top1_mean: float | None
     official: bool
     wall_seconds: float
+    train_gflops: float | None = None   # summed over seeds; None when a record predates it
 
     @property
     def n(self) -> int:
@@ -161,11 +173,13 @@ def aggregate(records: list[EvalRecord]) -> list[Cell]:
 
         top1, top5 = stats([r.top1 for r in members]), stats([r.top5 for r in members])
         refs = [r.reference_best_top1 for r in members if r.reference_best_top1 is not None]
+        compute = [r.train_gflops for r in members]
         cells.append(Cell(key=members[0].key, method=members[0].method.get("name", "unknown"),
                           seeds=tuple(r.key.seed for r in members), top1_mean=top1[0],
                           top1_std=top1[1], top5_mean=top5[0], top5_std=top5[1],
                           reference_best_top1_mean=statistics.fmean(refs) if refs else None,
                           official=all(r.official for r in members),
-                          wall_seconds=sum(r.wall_seconds for r in members)))
+                          wall_seconds=sum(r.wall_seconds for r in members),
+                          train_gflops=None if None in compute else sum(compute)))
     return sorted(cells, key=lambda c: (c.key.dataset, c.key.track, c.method, c.key.net,
                                         c.key.label_strategy, c.key.variant, c.key.archive_sha256))

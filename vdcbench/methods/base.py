@@ -69,6 +69,7 @@ class CondensationTask:
         Loaded (and its file hashed) once per task, however often a method asks."""
         if net not in self._teachers:
             from vdcbench.teacher import load_teacher
+            self.protocol.net(net)   # a misspelt net is named as such, not as a missing teacher
             self._teachers[net] = load_teacher(self.protocol, self.dataset, net, self.device)
         return self._teachers[net]
 

@@ -65,6 +65,7 @@ class FitResult:
     by_epoch: dict[int, Scores]
     losses: list[float] = field(default_factory=list)
     iterations: int = 0
+    clips: int = 0              # samples the net trained on (what training compute scales with)
     wall_seconds: float = 0.0
     weights_sha256: str = ""
 
@@ -218,6 +219,7 @@ class Trainer:
             for indices in self.batches(epoch):
                 result.losses.append(self.step(indices, epoch))
                 result.iterations += 1
+                result.clips += len(indices)
             if validation is not None and (epoch in self.config.eval_epochs or epoch == last):
                 result.by_epoch[epoch] = score(self.net, validation, self.normalize, self.device)
             if progress is not None:
