@@ -53,7 +53,14 @@ def test_same_seed_gives_the_same_archive_content(tmp_path):
      "unknown label strategy"),
     (("run-baseline", "random", "--dataset", "synthetic", "--ipc", "1", "--set", "x=1"),
      "unknown random setting"),
-    (("run-baseline", "random", "--dataset", "ucf101", "--ipc", "1"), "not built"),
+    (("run-baseline", "rded", "--dataset", "synthetic", "--ipc", "1", "--set", "mipc=many"),
+     "mipc='many' is not a valid int"),
+    (("run-baseline", "rded", "--dataset", "synthetic", "--ipc", "1", "--set", "mipc=0"),
+     "mipc must be at least 1"),
+    (("run-baseline", "rded", "--dataset", "synthetic", "--ipc", "1", "--set", "mipc"),
+     "must look like key=value"),
+    (("run-baseline", "random", "--dataset", "ucf101", "--ipc", "1"),
+     "run `vdcbench prepare ucf101 --root PATH`"),
     (("evaluate", "missing.tar"), "missing.tar"),
     (("evaluate", "{tmp}/r.tar", "--seeds", "a,b"), "--seeds"),
     (("evaluate", "{tmp}/r.tar", "--net", "resnet"), "unknown net"),
@@ -137,3 +144,32 @@ def test_declared_temporal_track_writes_but_does_not_evaluate_yet(tmp_path):
     assert result.exit_code == 0, result.output
     result = CliRunner().invoke(main, ["evaluate", str(archive), "--epochs", "1"])
     assert result.exit_code == 2 and "not built" in result.output
+
+
+def test_train_teacher_flag_trains_the_missing_teacher_then_condenses(tmp_path, monkeypatch):
+    import dataclasses
+    import vdcbench.teacher as teacher
+    from vdcbench.protocol import Protocol
+
+    monkeypatch.setattr(teacher, "teacher_dirs", lambda: [tmp_path / "teachers"])
+    monkeypatch.setattr(teacher, "cache_dir", lambda: tmp_path)
+    original, shortened = Protocol.teacher_recipe, {}
+
+    def one_epoch(self, dataset, net):
+        # The same object on every call: train_teacher saves only the protocol's own recipe.
+        key = (dataset.name, net)
+        if key not in shortened:
+            shortened[key] = dataclasses.replace(original(self, dataset, net), epochs=1)
+        return shortened[key]
+
+    monkeypatch.setattr(Protocol, "teacher_recipe", one_epoch)
+    archive = tmp_path / "h.tar"
+    result = _run("run-baseline", "herding", "--dataset", "synthetic", "--ipc", "1",
+                  "--train-teacher", "-o", archive)
+    assert result.exit_code == 0, result.output
+    assert "trained the minic3d teacher" in result.output and archive.is_file()
+    assert len(list((tmp_path / "teachers").glob("synthetic-minic3d-*.safetensors"))) == 1
+    # Found the second time: not trained again.
+    again = _run("run-baseline", "herding", "--dataset", "synthetic", "--ipc", "1",
+                 "--train-teacher", "-o", tmp_path / "h2.tar")
+    assert again.exit_code == 0 and "trained the" not in again.output

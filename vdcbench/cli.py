@@ -110,25 +110,36 @@ def teacher_group() -> None:
               help="Shorten the recipe (smoke tests; the result is reported, not saved).")
 @click.option("--shuffle-frames", is_flag=True,
               help="Control: permute every clip's frames (reported, not saved).")
+@click.option("--videos-per-class", type=int, default=None,
+              help="Train and validate on the first N videos of each class (smoke tests and "
+                   "cost estimates; reported, not saved).")
+@click.option("--tiny", is_flag=True,
+              help="Smoke preset: --epochs 1 --videos-per-class 2 unless given.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None)
 @user_errors
 def teacher_train_cmd(dataset: str, net: str, device: str, epochs: int | None,
-                      shuffle_frames: bool, json_path: Path | None) -> None:
-    """Train the protocol teacher of NET on the full train split of DATASET."""
+                      shuffle_frames: bool, videos_per_class: int | None, tiny: bool,
+                      json_path: Path | None) -> None:
+    """Train the protocol teacher of NET (any protocol net) on the full train split of DATASET."""
     from vdcbench.teacher import train_teacher
+    from vdcbench.data.datasets import resolve_dataset
     p = _protocol(None)
-    ds = p.dataset(dataset)
+    ds = resolve_dataset(p, dataset)
     recipe = p.teacher_recipe(ds, net)
+    if tiny:
+        epochs = epochs or 1
+        videos_per_class = videos_per_class or 2
     total = epochs or recipe.epochs
     with progress_bar() as bar:
         task = bar.add_task(f"teacher {net} on {dataset}", total=total, info="")
         sidecar, _ = train_teacher(
             p, ds, net, epochs=epochs, shuffle_frames=shuffle_frames, device=device,
-            progress=lambda e, n, loss: bar.update(task, completed=e, info=f"loss {loss:.3f}"))
+            videos_per_class=videos_per_class, progress=lambda e, n, loss: bar.update(task, completed=e, info=f"loss {loss:.3f}"))
     saved = "sha256" in sidecar
     out.print(f"teacher {net} on {dataset}: validation top-1 {sidecar['val_top1']:.1f}% "
-              f"({sidecar['epochs_run']} epochs, {sidecar['wall_seconds']:.0f} s)"
-              + ("" if saved else "  [not saved: not the protocol recipe]"))
+              f"({sidecar['epochs_run']} epochs of recipe {recipe.name}, "
+              f"{sidecar['train_gflops'] / 1e3:.1f} TFLOP, {sidecar['wall_seconds']:.0f} s)"
+              + ("" if saved else "  \\[not saved: not the protocol recipe]"))
     if json_path:
         from vdcbench.results import write_json_atomic
         write_json_atomic(json_path, sidecar)
@@ -150,18 +161,24 @@ def teacher_train_cmd(dataset: str, net: str, device: str, epochs: int | None,
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--evaluate", "then_evaluate", is_flag=True, help="Score the archive straight away.")
 @click.option("--seeds", default="0,1,2", show_default=True, help="Evaluation seeds (with --evaluate).")
+@click.option("--train-teacher", is_flag=True,
+              help="Train the data set's MiniC3D protocol teacher first if it is not there yet.")
 @user_errors
 def run_baseline_cmd(name: str, dataset: str, ipc: int, frames: int | None, label_strategy: str,
                      seed: int, output: Path | None, overwrite: bool, settings: tuple[str, ...],
-                     device: str, then_evaluate: bool, seeds: str) -> None:
+                     device: str, then_evaluate: bool, seeds: str, train_teacher: bool) -> None:
     """Condense DATASET with the method NAME and write a submission archive."""
     from vdcbench.archive import write_archive
     from vdcbench.methods import CondensationTask, get_method
     from vdcbench.methods.artifacts import ArtifactStore
     from vdcbench.data.synthetic import cache_dir
 
+    from vdcbench.data.datasets import resolve_dataset
     p = _protocol(None)
-    track = p.track(dataset, f"ipc{ipc}-t{frames or p.official_frames}")
+    track = p.track(resolve_dataset(p, dataset), f"ipc{ipc}-t{frames or p.official_frames}")
+    if track.dataset.generator is None:
+        from vdcbench.data.store import open_store_for
+        open_store_for(track.dataset)   # an unprepared data set fails before any progress bar
     p.label_strategy(label_strategy)
     overrides = {}
     for item in settings:
@@ -175,6 +192,8 @@ def run_baseline_cmd(name: str, dataset: str, ipc: int, frames: int | None, labe
     if output.exists() and not overwrite:
         raise VdcError(f"{output} exists; pass --overwrite to replace it")
     eval_seeds = _parse_seeds(seeds)
+    if train_teacher:
+        _ensure_teacher(p, track.dataset, "minic3d", device)
     artifacts = ArtifactStore(cache_dir() / "artifacts" / name / dataset / track.id / f"seed{seed}")
     started = time.perf_counter()
     with progress_bar() as bar:
@@ -189,6 +208,21 @@ def run_baseline_cmd(name: str, dataset: str, ipc: int, frames: int | None, labe
         _evaluate(output, eval_seeds, "minic3d", "official", device, None, None, None)
 
 
+def _ensure_teacher(p, dataset, net: str, device: str) -> None:
+    """Train and save the protocol teacher of ``net`` unless one is already found."""
+    from vdcbench.teacher import find_teacher, train_teacher
+    if find_teacher(p, dataset.name, net) is not None:
+        return
+    recipe = p.teacher_recipe(dataset, net)
+    with progress_bar() as bar:
+        task = bar.add_task(f"teacher {net} on {dataset.name}", total=recipe.epochs, info="")
+        sidecar, _ = train_teacher(p, dataset, net, recipe=recipe, device=device,
+                                   progress=lambda e, n, loss: bar.update(task, completed=e,
+                                                                          info=f"loss {loss:.3f}"))
+    out.print(f"trained the {net} teacher on {dataset.name}: validation top-1 "
+              f"{sidecar['val_top1']:.1f}%")
+
+
 # ------------------------------------------------------------------------------------ results
 @main.command("results")
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
@@ -200,14 +234,14 @@ def results_cmd(folder: Path) -> None:
     if not cells:
         raise VdcError(f"no result records under {folder}")
     table = Table("data set", "track", "method", "archive", "net", "labels", "variant",
-                  "top-1 %", "n", "ref. best top-1 %", "wall s")
+                  "top-1 %", "n", "ref. best top-1 %", "train TFLOP", "wall s")
     for c in cells:
         k = c.key
         ref = "-" if c.reference_best_top1_mean is None else f"{c.reference_best_top1_mean:.1f}"
         variant = k.variant if c.official else f"{k.variant} (not official)"
         table.add_row(k.dataset, k.track, c.method, k.archive_sha256[:8], k.net, k.label_strategy,
                       variant, f"{c.top1_mean:.1f} ± {c.top1_std:.1f}", str(c.n), ref,
-                      f"{c.wall_seconds:.0f}")
+                      _tflop(c.train_gflops), f"{c.wall_seconds:.0f}")
     out.print(table)
 
 
@@ -215,7 +249,9 @@ def results_cmd(folder: Path) -> None:
 @main.command("evaluate")
 @click.argument("archive", type=click.Path(dir_okay=True, path_type=Path))
 @click.option("--seeds", default="0,1,2", show_default=True, help="Evaluation seeds, e.g. 0,1,2 or 0-4.")
-@click.option("--net", default="minic3d", show_default=True)
+@click.option("--net", default="minic3d", show_default=True,
+              help="An evaluation net, a comma list (minic3d,i3d_r18), or all: one record per "
+                   "(net, seed) and a cross-architecture table.")
 @click.option("--variant", default="official", show_default=True,
               help="official | cutmix | kl (only official is ranked).")
 @click.option("--device", default="cpu", show_default=True)
@@ -234,49 +270,96 @@ def evaluate_cmd(archive: Path, seeds: str, net: str, variant: str, device: str,
 
 def _evaluate(archive: Path, seeds: tuple[int, ...], net: str, variant: str, device: str,
               json_path: Path | None, results_dir: Path | None, epochs: int | None) -> None:
+    """Score ARCHIVE on each net ``net`` names (one, a comma list, or ``all``) in turn."""
     from vdcbench.archive import read_archive
-    from vdcbench.evaluate import EvalSettings, Evaluation, summarize
+    from vdcbench.evaluate import EvalSettings, Evaluation, parse_nets, summarize
     from vdcbench.results import write_json_atomic
 
     if json_path is not None and json_path.parent and not json_path.parent.exists():
         raise VdcError(f"cannot write --json {json_path}: directory {json_path.parent} does not exist")
     loaded = read_archive(archive)
     p = _protocol(loaded.manifest["protocol"]["version"])
+    nets = parse_nets(p, net)
+    several = len(nets) > 1
     results_dir = results_dir or _default_results_dir()
-    evaluation = Evaluation(p, loaded, EvalSettings(seeds=seeds, net=net, variant=variant,
-                                                    device=device, epochs=epochs), results_dir)
-    records = []
+    # Every net is set up (its teacher loaded, for multi-sl) before any trains: a missing teacher
+    # fails now, not after hours spent on the nets before it.
+    evaluations = [Evaluation(p, loaded, EvalSettings(seeds=seeds, net=name, variant=variant,
+                                                      device=device, epochs=epochs), results_dir)
+                   for name in nets]
+    by_net: dict[str, list] = {}
     with progress_bar() as bar:
-        for seed in seeds:
-            cached = evaluation.existing(seed)
-            if cached is not None:
-                console.print(f"seed {seed}: reusing record ({cached.top1:.1f}% top-1)")
-                records.append(cached)
-                continue
-            task = bar.add_task(f"seed {seed}", total=evaluation.config.epochs, info="")
-            records.append(evaluation.run_seed(
-                seed, lambda s, e, n, loss: bar.update(task, completed=e, info=f"loss {loss:.3f}")))
-    summary = summarize(records)
-    table = Table("seed", "top-1 %", "top-5 %", "reference best top-1 %", "iterations", "wall s")
-    for r in records:
-        ref = "-" if r.reference_best_top1 is None else f"{r.reference_best_top1:.1f}"
-        table.add_row(str(r.key.seed), f"{r.top1:.2f}", f"{r.top5:.2f}", ref, str(r.iterations),
-                      f"{r.wall_seconds:.0f}")
+        for evaluation in evaluations:
+            prefix = f"{evaluation.settings.net} " if several else ""
+            records = by_net[evaluation.settings.net] = []
+            for seed in seeds:
+                cached = evaluation.existing(seed)
+                if cached is not None:
+                    console.print(f"{prefix}seed {seed}: reusing record ({cached.top1:.1f}% top-1)")
+                    records.append(cached)
+                    continue
+                task = bar.add_task(f"{prefix}seed {seed}", total=evaluation.config.epochs, info="")
+                records.append(evaluation.run_seed(
+                    seed, lambda s, e, n, loss, task=task: bar.update(task, completed=e,
+                                                                      info=f"loss {loss:.3f}")))
+    table = Table(*(("net",) if several else ()), "seed", "top-1 %", "top-5 %",
+                  "reference best top-1 %", "iterations", "train TFLOP", "wall s")
+    for name, records in by_net.items():
+        for r in records:
+            ref = "-" if r.reference_best_top1 is None else f"{r.reference_best_top1:.1f}"
+            table.add_row(*((name,) if several else ()), str(r.key.seed), f"{r.top1:.2f}",
+                          f"{r.top5:.2f}", ref, str(r.iterations), _tflop(r.train_gflops),
+                          f"{r.wall_seconds:.0f}")
     out.print(table)
-    label = "official" if all(r.official for r in records) else "NOT official (shortened schedule or variant)"
-    out.print(f"{loaded.condensed.method.name} {loaded.track.dataset.name} {loaded.track.id} "
-              f"{loaded.condensed.label_strategy} on {net}: top-1 {summary['top1_mean']:.2f} ± "
-              f"{summary['top1_std']:.2f} (n={summary['n']})  [{label}]")
+    c = loaded.condensed
+    what = f"{c.method.name} {loaded.track.dataset.name} {loaded.track.id} {c.label_strategy}"
+    summaries = {name: summarize(records) for name, records in by_net.items()}
+    for name, records in by_net.items():
+        summary = summaries[name]
+        label = ("official" if all(r.official for r in records)
+                 else "NOT official (shortened schedule or variant)")
+        out.print(f"{what} on {name}: top-1 {summary['top1_mean']:.2f} ± "
+                  f"{summary['top1_std']:.2f} (n={summary['n']})  \\[{label}]")
+    if several:
+        cross = Table("net", "top-1 %", "n", "train TFLOP", "wall s",
+                      title=f"{what}: cross-architecture (final-epoch top-1, mean ± std)")
+        for name, records in by_net.items():
+            summary = summaries[name]
+            compute = [r.train_gflops for r in records]
+            cross.add_row(name, f"{summary['top1_mean']:.2f} ± {summary['top1_std']:.2f}",
+                          str(summary["n"]), _tflop(None if None in compute else sum(compute)),
+                          f"{sum(r.wall_seconds for r in records):.0f}")
+        out.print(cross)
     out.print(f"records: {results_dir}")
     if json_path is not None:
-        write_json_atomic(json_path, {"summary": summary,
-                                      "records": [r.to_dict() for r in records]})
+        # "summary" stays the single net's (the format before --net lists); "by_net" always.
+        body = {"by_net": summaries, "records": [r.to_dict() for rs in by_net.values() for r in rs]}
+        if not several:
+            body["summary"] = summaries[nets[0]]
+        write_json_atomic(json_path, body)
+
+
+def _tflop(gflops: float | None) -> str:
+    """Training compute for a table; records written before compute was kept show "-"."""
+    return "-" if gflops is None else f"{gflops / 1e3:.2f}"
 
 
 # Leaderboard commands (submit, leaderboard build/validate, diff, show) live in their own module.
 from vdcbench.cli_leaderboard import register  # noqa: E402  (needs main, out and user_errors)
 
 register(main)
+
+from vdcbench.cli_nets import register as register_nets  # noqa: E402
+
+register_nets(main)
+
+from vdcbench.cli_import import register as register_import  # noqa: E402
+
+register_import(main)
+
+from vdcbench.cli_data import register as register_data  # noqa: E402
+
+register_data(main)
 
 if __name__ == "__main__":
     main()
