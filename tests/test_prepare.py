@@ -119,3 +119,8 @@ def test_gt_actions_prepare_condense_and_evaluate(tmp_path):
     assert record["key"]["dataset_sha256"] == store.sha256
     assert record["key"]["track"] == "ipc1-t8" and not record["official"]
     assert list((store.path / "cache").glob("val-clips-*.safetensors"))
+    # Six training videos a class (one person of three is validation): IPC 10 cannot be met.
+    too_many = _run("run-baseline", "random", "--dataset", "gt-actions", "--ipc", "10",
+                    "-o", tmp_path / "r10.tar")
+    _one_line_error(too_many, "needs 10 videos of class 0")
+    assert not (tmp_path / "r10.tar").exists()

@@ -196,10 +196,15 @@ def run_baseline_cmd(name: str, dataset: str, ipc: int, frames: int | None, labe
         _ensure_teacher(p, track.dataset, "minic3d", device)
     artifacts = ArtifactStore(cache_dir() / "artifacts" / name / dataset / track.id / f"seed{seed}")
     started = time.perf_counter()
+    report = []          # the progress bar's update, once the bar exists
+    task = CondensationTask(p, track, label_strategy, seed, artifacts, device,
+                            progress=lambda d, t, w: report and report[0](d, t, w))
+    if cls.kind == "selection":
+        # A selection cannot keep more real videos than a class has: say so before any work.
+        task.require_videos_per_class(track.ipc, f"{name} at IPC {track.ipc}")
     with progress_bar() as bar:
         task_id = bar.add_task(f"{name} on {dataset} {track.id}", total=None, info="")
-        task = CondensationTask(p, track, label_strategy, seed, artifacts, device,
-                                progress=lambda d, t, w: bar.update(task_id, completed=d, total=t, info=w))
+        report.append(lambda d, t, w: bar.update(task_id, completed=d, total=t, info=w))
         condensed = method.condense(task)
     sha = write_archive(condensed, output, protocol=p, overwrite=overwrite)
     out.print(f"wrote {output} ({output.stat().st_size / 1e6:.2f} MB, sha256 {sha[:12]}) in "

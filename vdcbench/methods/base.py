@@ -55,6 +55,13 @@ class CondensationTask:
         """The train split: whole videos at the protocol's resize (the methods' only data)."""
         return open_split(self.dataset, "train")
 
+    def require_videos_per_class(self, needed: int, what: str) -> None:
+        """Raise, naming the class, when a class of the train split has fewer than ``needed``."""
+        from vdcbench.data.splits import class_members
+        classes = self.dataset.num_classes or int(self.train.labels.max()) + 1
+        for label in range(classes):
+            class_members(self.train, label, needed, what)
+
     def rng(self, *keys: int) -> np.random.Generator:
         """A generator keyed by the task's seed and ``keys`` (e.g. the class index)."""
         return rng_for(self.seed, STREAM_METHOD, *keys)
