@@ -1,17 +1,18 @@
-"""Speed of serving random 8-frame slide-window clips: from the frame store vs from the videos.
+"""Speed of serving random 8-frame slide-window clips: from the frame stores vs from the videos.
 
-Run with ``python -m pytest tests/test_benchmark_store.py --benchmark-enable``; both sit in one
-group, each round reading the same ``CLIPS`` random (video, start) clips at 128x170:
+Run with ``python -m pytest tests/test_benchmark_store.py --benchmark-enable``; all three sit in
+one group, each round reading the same ``CLIPS`` random (video, start) clips at 128x170:
 
-* store: ``VideoSplit.clip`` — a copy of 8 frames out of the memory-mapped store;
+* raw store: ``VideoSplit.clip`` — a copy of 8 frames out of the memory-mapped raw store;
+* jpeg store: ``VideoSplit.clip`` — 8 byte ranges looked up and 8 JPEGs decoded;
 * pyav: open the source video, seek to the keyframe before the window, decode to its last frame
   and resize the 8 frames as ``prepare`` does — the cheapest way to get the same clip without a
   store.
 
 The source is five recordings of ``../shared/data/real/kth-sample`` (160x120 MPEG-4, 25 fps,
 a 57-frame window at interval 8) when present, else five encoded videos of the same shape. By
-default (--benchmark-disable) each function runs once, as a test that both paths give the same
-pixels.
+default (--benchmark-disable) each function runs once, as a test that the raw store and PyAV give
+the same pixels and the jpeg store the same within JPEG's loss.
 """
 
 from __future__ import annotations
@@ -55,9 +56,13 @@ def setup(protocol, tmp_path_factory):
                             entries=entries)
     ds = dataclasses.replace(protocol.dataset("folder"), name="bench", classes=listing.classes,
                              num_classes=len(paths))
-    report = prepare_listing(listing, directory=tmp / "store", name="bench", dataset="folder",
-                             resize=tuple(ds.resize))
-    split = report.store.split(ds, "train")
+    splits = {}
+    for frame_format in ("raw", "jpeg"):
+        report = prepare_listing(listing, directory=tmp / frame_format, name="bench",
+                                 dataset="folder", resize=tuple(ds.resize),
+                                 frame_format=frame_format)
+        splits[frame_format] = report.store.split(ds, "train")
+    split = splits["raw"]
     rng = np.random.default_rng(0)
     draws = []
     for _ in range(CLIPS):
@@ -66,7 +71,7 @@ def setup(protocol, tmp_path_factory):
         step = clip_interval(length, protocol.sampling, ds)
         start = training_start(length, step, FRAMES, rng)
         draws.append((video, clip_indices(length, start, step, FRAMES)))
-    return split, paths, draws, tuple(ds.resize)
+    return splits, paths, draws, tuple(ds.resize)
 
 
 def store_clips(split, draws) -> list[torch.Tensor]:
@@ -98,19 +103,30 @@ def pyav_clips(paths, draws, size) -> list[torch.Tensor]:
     return [pyav_clip(paths[video], index, size) for video, index in draws]
 
 
-def test_store_clips(benchmark, setup):
-    split, _, draws, _ = setup
+def test_raw_store_clips(benchmark, setup):
+    splits, _, draws, _ = setup
     benchmark.group = "8-frame clips at 128x170"
     benchmark.extra_info["clips_per_round"] = CLIPS
-    clips = benchmark(store_clips, split, draws)
+    clips = benchmark(store_clips, splits["raw"], draws)
     assert len(clips) == CLIPS and clips[0].shape == (3, FRAMES, 128, 170)
 
 
+def test_jpeg_store_clips(benchmark, setup):
+    splits, _, draws, _ = setup
+    benchmark.group = "8-frame clips at 128x170"
+    benchmark.extra_info["clips_per_round"] = CLIPS
+    clips = benchmark(store_clips, splits["jpeg"], draws)
+    # The same clips as the raw store's, within JPEG's loss.
+    for clip, exact in zip(clips, store_clips(splits["raw"], draws)):
+        assert clip.shape == exact.shape
+        assert (clip.to(torch.int16) - exact.to(torch.int16)).abs().float().mean() < 3
+
+
 def test_pyav_clips(benchmark, setup):
-    split, paths, draws, size = setup
+    splits, paths, draws, size = setup
     benchmark.group = "8-frame clips at 128x170"
     benchmark.extra_info["clips_per_round"] = CLIPS
     clips = benchmark(pyav_clips, paths, draws, size)
-    # The comparison is fair: both paths serve the very same pixels.
-    for clip, expected in zip(clips, store_clips(split, draws)):
+    # The comparison is fair: the raw store and PyAV serve the very same pixels.
+    for clip, expected in zip(clips, store_clips(splits["raw"], draws)):
         assert torch.equal(clip, expected)

@@ -75,6 +75,25 @@ def test_prepare_to_another_directory_is_found_by_name(collection, tmp_path):
     assert info.exit_code == 0 and str(out) in info.output.replace("\n", ""), info.output
 
 
+def test_prepare_a_jpeg_store_and_data_info_shows_its_format(collection, tmp_path):
+    out = tmp_path / "jpeg"
+    result = _run("prepare", "folder", "--root", collection, "--group", r"person\d+",
+                  "--name", "my-actions-jpeg", "--out", out, "--format", "jpeg", "--verify")
+    assert result.exit_code == 0, result.output
+    assert "jpeg frames at" in result.output and "verified: 13 videos" in result.output
+    from vdcbench.data.store import open_store
+    store = open_store(out)
+    assert store.frame_format == "jpeg" and store.manifest["versions"]["pillow"]
+    info = _run("data", "info", "my-actions-jpeg")
+    assert info.exit_code == 0, info.output
+    assert "jpeg (quality 90, 4:4:4) frames" in info.output and store.sha256 in info.output
+    verify = _run("prepare", "folder", "--verify", "--name", "my-actions-jpeg", "--out", out)
+    assert verify.exit_code == 0 and "verified: 13 videos" in verify.output, verify.output
+    # Rerunning without --format names the format instead of replacing the store.
+    _one_line_error(_run("prepare", "folder", "--root", collection, "--group", r"person\d+",
+                         "--name", "my-actions-jpeg", "--out", out), "pass --format jpeg")
+
+
 @pytest.mark.parametrize("args, message", [
     (("--root", "{tmp}/absent"), "does not exist"),
     (("--root", "{tmp}/empty"), "no videos"),
@@ -82,6 +101,7 @@ def test_prepare_to_another_directory_is_found_by_name(collection, tmp_path):
     (("--root", "{collection}", "--split-file", "{tmp}/split.txt"), "names class 'Dancing'"),
     (("--root", "{collection}", "--name", "ucf101"), "is a protocol data set"),
     (("--root", "{collection}", "--workers", "0"), "--workers"),
+    (("--root", "{collection}", "--format", "png"), "unknown store format 'png'"),
 ])
 def test_prepare_user_errors_are_one_line(collection, tmp_path, args, message):
     (tmp_path / "empty").mkdir()

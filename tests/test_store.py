@@ -1,4 +1,5 @@
-"""The frame store: decoding, writing, reading clips, hashing, resuming, skipping, caching.
+"""The frame store: decoding, writing, reading clips, hashing, resuming, skipping, caching, in
+both frame formats (raw, jpeg).
 
 Videos are tiny (32x24, 5-20 frames) and the resize small (16x20), so the whole module runs in
 seconds; one test compares a store at the protocol's 128x170 against PyAV directly.
@@ -6,6 +7,7 @@ seconds; one test compares a store at the protocol's 128x170 against PyAV direct
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -18,11 +20,13 @@ import torch
 from video_fixtures import encode_video, write_corrupt, write_empty
 
 from vdcbench.data.decode import decode_entries, resize_frames
+from vdcbench.data.frame_formats import JPEG_FILE, JPEG_OFFSETS_FILE
 from vdcbench.data.listing import SourceListing, VideoEntry
 from vdcbench.data.prepare import PARTS_DIR, prepare_listing
 from vdcbench.data.store import (CACHE_DIR, FRAMES_FILE, MANIFEST_FILE, bytes_per_hour,
                                  find_store, open_store, verify_store)
 from vdcbench.errors import UnknownNameError, VdcError
+from vdcbench.protocol import canonical_sha256
 
 RESIZE = (16, 20)
 CLASSES = ("jump", "wave")
@@ -70,7 +74,8 @@ def test_store_round_trip_clips_equal_the_decoded_frames(tiny):
     listing, report = tiny
     store = report.store
     assert store.index.keys == tuple(sorted(k for k in (f"{c}/{n}" for c, n, *_ in VIDEOS)))
-    assert store.frames.shape == (12 + 20 + 9 + 15 + 5 + 10, *RESIZE, 3)
+    assert store.frame_format == "raw"
+    assert store.frames.array.shape == (12 + 20 + 9 + 15 + 5 + 10, *RESIZE, 3)
     for row, key in enumerate(store.index.keys):
         assert np.array_equal(store.video_frames(row), _decoded(listing, key))
     train = store.split(_folder_dataset(), "train")
@@ -298,3 +303,124 @@ def test_training_windows_follow_each_videos_length(tiny):
 def test_store_bytes_per_hour_at_128x170():
     assert bytes_per_hour(25, (128, 170)) == 90_000 * 65_280          # 5.9 GB an hour at 25 fps
     assert bytes_per_hour(30, (128, 170)) == 108_000 * 65_280
+
+
+# ------------------------------------------------------------------------- jpeg stores
+@pytest.fixture(scope="module")
+def tiny_jpeg(tiny, tmp_path_factory):
+    listing, _ = tiny
+    return _prepare(listing, tmp_path_factory.mktemp("tiny-jpeg"), frame_format="jpeg")
+
+
+def _mean_abs_diff(a, b) -> float:
+    return float(np.abs(np.asarray(a, dtype=np.int16) - np.asarray(b, dtype=np.int16)).mean())
+
+
+def test_jpeg_store_clips_equal_the_decoded_frames_within_jpeg_tolerance(tiny, tiny_jpeg):
+    listing, raw = tiny
+    store = tiny_jpeg.store
+    assert store.frame_format == "jpeg" and store.manifest["jpeg"]["quality"] == 90
+    assert store.index.keys == raw.store.index.keys
+    assert store.index.lengths.tolist() == raw.store.index.lengths.tolist()
+    assert not (store.path / FRAMES_FILE).exists()
+    offsets = np.load(store.path / JPEG_OFFSETS_FILE)
+    assert offsets.dtype == np.int64 and offsets.shape == (store.manifest["total_frames"] + 1,)
+    assert offsets[-1] == (store.path / JPEG_FILE).stat().st_size
+    for row, key in enumerate(store.index.keys):
+        frames = store.video_frames(row)
+        assert frames.shape == (int(store.index.lengths[row]), *RESIZE, 3)
+        assert _mean_abs_diff(frames, _decoded(listing, key)) < 3
+    train = store.split(_folder_dataset(), "train")
+    index = np.array([1, 3, 5, 7, 9, 11, 13, 19])
+    clip = train.clip(1, index)
+    assert clip.dtype == torch.uint8 and clip.shape == (3, 8, *RESIZE)
+    expected = torch.from_numpy(_decoded(listing, "jump/b.avi")[index])
+    assert _mean_abs_diff(clip, expected.permute(3, 0, 1, 2)) < 3
+    batch = train.clips([1, 0], [index, np.arange(8)])
+    assert torch.equal(batch[0], clip) and torch.equal(batch[1], train.clip(0, np.arange(8)))
+    with pytest.raises(IndexError):
+        train.clip(3, np.arange(8))
+    # Lossy frames are other content: a jpeg store never shares a raw store's hash.
+    assert store.sha256 != raw.store.sha256
+    assert store.size_bytes() < raw.store.size_bytes()
+
+
+def test_raw_stores_keep_the_hashes_of_stores_made_before_formats(tiny):
+    listing, report = tiny
+    store = report.store
+    for row, key in enumerate(store.index.keys):
+        frames = _decoded(listing, key)
+        assert store.index.sha256[row] == hashlib.sha256(frames.tobytes()).hexdigest()
+    before = canonical_sha256({
+        "format": 1, "dataset": "folder", "classes": list(CLASSES), "resize": list(RESIZE),
+        "videos": [[k, int(l), s, int(n), h] for k, l, s, n, h in
+                   zip(store.index.keys, store.index.labels, store.index.splits,
+                       store.index.lengths, store.index.sha256)]})
+    assert store.sha256 == before
+
+
+def test_two_jpeg_prepares_give_the_same_bytes_and_hash(tiny, tiny_jpeg, tmp_path):
+    listing, _ = tiny
+    again = _prepare(listing, tmp_path / "again", workers=2, frame_format="jpeg")
+    assert again.store.sha256 == tiny_jpeg.store.sha256
+    for name in (JPEG_FILE, JPEG_OFFSETS_FILE):
+        assert (tmp_path / "again" / name).read_bytes() == \
+            (tiny_jpeg.store.path / name).read_bytes()
+
+
+def test_verify_finds_a_flipped_jpeg_byte(tiny_jpeg, tmp_path):
+    assert verify_store(tiny_jpeg.store).ok
+    copy = tmp_path / "damaged"
+    shutil.copytree(tiny_jpeg.store.path, copy)
+    data = bytearray((copy / JPEG_FILE).read_bytes())
+    data[-100] ^= 0x01
+    (copy / JPEG_FILE).write_bytes(bytes(data))
+    result = verify_store(open_store(copy))
+    assert not result.ok and len(result.problems) == 1 and "wave/f.avi" in result.problems[0]
+
+
+def test_an_interrupted_jpeg_prepare_resumes_from_its_parts(tiny, tiny_jpeg, tmp_path):
+    listing, raw = tiny
+
+    def interrupt(done, total, what):
+        if done >= 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _prepare(listing, tmp_path / "resume", progress=interrupt, frame_format="jpeg")
+    assert len(list((tmp_path / "resume" / PARTS_DIR).glob("*.jpg.bin"))) == 3
+    resumed = _prepare(listing, tmp_path / "resume", frame_format="jpeg")
+    assert resumed.resumed == 3 and resumed.decoded == 3
+    assert resumed.store.sha256 == tiny_jpeg.store.sha256
+    # The same videos in the other format are refused unless asked to replace them.
+    with pytest.raises(VdcError, match="holds a jpeg store of these videos; pass --format jpeg"):
+        _prepare(listing, tmp_path / "resume")
+    replaced = _prepare(listing, tmp_path / "resume", overwrite=True)
+    assert replaced.store.sha256 == raw.store.sha256
+    assert not (tmp_path / "resume" / JPEG_FILE).exists()
+
+
+def test_an_unknown_frame_format_is_refused(tiny, tmp_path):
+    with pytest.raises(UnknownNameError, match="unknown store format 'png'"):
+        _prepare(tiny[0], tmp_path / "png", frame_format="png")
+
+
+def test_validation_clips_of_a_jpeg_store_are_cached(tiny_jpeg, protocol):
+    import dataclasses
+    from vdcbench.data import splits
+    target = _install(tiny_jpeg, "tiny-val-jpeg")
+    ds = dataclasses.replace(_folder_dataset(), name="tiny-val-jpeg", crop=12)
+    val = splits.open_split(ds, "val")
+    first = splits.validation_clips(protocol, val)
+    assert first.videos.shape == (2, 3, 8, 12, 12)
+    assert len(list((target / CACHE_DIR).glob(f"val-clips-{tiny_jpeg.store.sha256[:16]}-*"))) == 1
+    again = splits.validation_clips(protocol, splits.open_split(ds, "val"))
+    assert torch.equal(again.videos, first.videos)
+
+
+def test_pillow_decodes_the_same_pixels_as_torchvision(tiny_jpeg):
+    from vdcbench.data.jpeg import decode_frames, decode_frames_pillow
+    reader = tiny_jpeg.store.frames
+    jpegs = [bytearray(reader.blob[int(a):int(b)])
+             for a, b in zip(reader.offsets[:-1], reader.offsets[1:])]
+    assert torch.equal(decode_frames(jpegs), decode_frames_pillow(jpegs))

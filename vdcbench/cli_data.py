@@ -77,6 +77,8 @@ def _print_verification(store) -> bool:
 @click.option("--name", default=None, help="Store name of a collection (default: the root's name).")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
               help="Store directory (default: <cache>/stores/<name>).")
+@click.option("--format", "frame_format", default="raw", show_default=True, metavar="raw|jpeg",
+              help="How the store keeps frames: raw uint8 (exact) or JPEG (lossy, ~1/10 size).")
 @click.option("--verify", is_flag=True,
               help="Recheck counts and content hashes (of the existing store without --root).")
 @click.option("--overwrite", is_flag=True, help="Replace a store prepared from other videos.")
@@ -92,11 +94,12 @@ def _print_verification(store) -> bool:
               help="Another option of the layout (e.g. train_list=...), repeatable.")
 @user_errors
 def prepare_cmd(layout: str, root: Path | None, workers: int, name: str | None,
-                out_dir: Path | None, verify: bool, overwrite: bool, group: str | None,
-                clip_seconds: float | None, split_file: Path | None, val_fraction: float | None,
-                seed: int | None, extra: tuple[str, ...]) -> None:
+                out_dir: Path | None, frame_format: str, verify: bool, overwrite: bool,
+                group: str | None, clip_seconds: float | None, split_file: Path | None,
+                val_fraction: float | None, seed: int | None, extra: tuple[str, ...]) -> None:
     """Decode the videos of LAYOUT (ucf101, hmdb51, kinetics400, ssv2, miniucf, folder,
     rawframes) under --root into a frame store at the protocol's resize."""
+    from vdcbench.data.frame_formats import check_frame_format
     from vdcbench.data.prepare import plan_prepare, run_prepare, store_target
     from vdcbench.data.sources import source_names
     from vdcbench.data.store import find_store, open_store
@@ -105,6 +108,7 @@ def prepare_cmd(layout: str, root: Path | None, workers: int, name: str | None,
     p = _protocol()
     if layout not in source_names():
         raise UnknownNameError("source layout", layout, source_names())
+    check_frame_format(frame_format)
     if root is None:
         if not verify:
             raise VdcError("--root is required (or --verify alone, to check a prepared store)")
@@ -119,12 +123,12 @@ def prepare_cmd(layout: str, root: Path | None, workers: int, name: str | None,
     if workers < 1:
         raise VdcError(f"--workers must be at least 1, not {workers}")
     options = _layout_options(group, clip_seconds, split_file, val_fraction, seed, extra)
-    plan = plan_prepare(p, layout, root, name=name, out=out_dir, options=options)
+    plan = plan_prepare(p, layout, root, name=name, out=out_dir, options=options,
+                        frame_format=frame_format, overwrite=overwrite)
     try:
         with progress_bar() as bar:
             task = bar.add_task(f"prepare {plan.target.name}", total=None, info="")
-            report = run_prepare(plan, workers=workers, overwrite=overwrite,
-                                 progress=_rate_bar(bar, task))
+            report = run_prepare(plan, workers=workers, progress=_rate_bar(bar, task))
     except KeyboardInterrupt:
         fail("interrupted; the videos decoded so far are kept and a rerun resumes from them", 130)
     store = report.store
@@ -135,7 +139,8 @@ def prepare_cmd(layout: str, root: Path | None, workers: int, name: str | None,
     else:
         out.print(f"prepared {store.name} ({store.dataset}): {len(store.index)} videos "
                   f"({m['videos']['train']} train / {m['videos']['val']} val), "
-                  f"{m['total_frames']:,} frames at {store.resize[0]}x{store.resize[1]}, "
+                  f"{m['total_frames']:,} {store.frame_format} frames at "
+                  f"{store.resize[0]}x{store.resize[1]}, "
                   f"{_megabytes(store.size_bytes())} in {report.seconds:.1f} s "
                   f"({report.decoded} decoded, {report.resumed} resumed)")
         out.print(f"  store {store.path}  sha256 {store.sha256}")
@@ -190,12 +195,18 @@ def data_info_cmd(dataset: str) -> None:
               f"{m['total_frames']:,} frames at {store.resize[0]}x{store.resize[1]}")
     out.print(table)
     out.print(f"  split: {m.get('split', {}).get('description') or 'as listed'}")
-    out.print(f"  store: {store.path}, {_megabytes(store.size_bytes())} on disk")
+    size, frames = store.size_bytes(), max(1, int(m["total_frames"]))
+    settings = m.get("jpeg")
+    kind = store.frame_format + (f" (quality {settings['quality']}, {settings['subsampling']})"
+                                 if settings else "")
+    out.print(f"  store: {store.path}, {kind} frames, {_megabytes(size)} on disk "
+              f"({size / frames:,.0f} bytes a frame)")
     out.print(f"  skipped when prepared: {len(m.get('failed', []))} failed, "
               f"{len(m.get('missing', []))} missing")
     v = m.get("versions", {})
     out.print(f"  made by vdcbench {v.get('vdcbench')}, PyAV {v.get('pyav')}, torch "
-              f"{v.get('torch')}")
+              f"{v.get('torch')}" + (f", Pillow {v.get('pillow')} with {v.get('libjpeg')}"
+                                     if store.frame_format == "jpeg" else ""))
     out.print(f"  hash (result records): {store.sha256}")
 
 

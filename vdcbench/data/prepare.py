@@ -1,13 +1,14 @@
 """``prepare``: decode what a source listing names into a frame store, in parallel and resumably.
 
-Each decoded video is first written as its own part (``<store>/parts/<key hash>.npy`` plus a
-``.json`` written after it), each by temp file and rename, so an interrupted prepare resumes by
-skipping the videos whose parts exist. Videos are decoded in worker processes (spawned, so no
-worker inherits the parent's torch or FFmpeg threads), one source file per task: the clips a
-source cuts out of one recording come from one decoding pass. A video that fails to decode is
-reported with its reason and skipped, never fatal. When every video has been tried, the finalize
-step concatenates the parts in key order into the store (``vdcbench.data.store.write_store``)
-and removes them.
+Each decoded video is first written as its own part in the store's frame format
+(``<store>/parts/<key hash>.npy`` for raw, ``.jpg.bin`` for jpeg — encoded in the worker, so the
+encoding runs in parallel too — plus a ``.json`` written after it), each by temp file and rename,
+so an interrupted prepare resumes by skipping the videos whose parts exist. Videos are decoded in
+worker processes (spawned, so no worker inherits the parent's torch or FFmpeg threads), one
+source file per task: the clips a source cuts out of one recording come from one decoding pass.
+A video that fails to decode is reported with its reason and skipped, never fatal. When every
+video has been tried, the finalize step concatenates the parts in key order into the store
+(``vdcbench.data.store.write_store``) and removes them.
 """
 
 from __future__ import annotations
@@ -28,15 +29,17 @@ from pathlib import Path
 import numpy as np
 
 from vdcbench.data.decode import DecodedVideo, DecodeError, decode_entries
+from vdcbench.data.frame_formats import JPEG, RAW, check_frame_format, frames_sha256, jpeg_sha256
+from vdcbench.data.jpeg import EncodedFrames, encode_frames
 from vdcbench.data.listing import SourceListing, VideoEntry
-from vdcbench.data.store import (MANIFEST_FILE, Store, StoredVideo, frames_sha256, open_store,
-                                 write_store)
+from vdcbench.data.store import MANIFEST_FILE, Store, StoredVideo, open_store, write_store
 from vdcbench.errors import VdcError
 from vdcbench.protocol import canonical_sha256
 
 PARTS_DIR = "parts"
 PLAN_FILE = "plan.json"
 PART_VERSION = 1
+PART_SUFFIX = {RAW: ".npy", JPEG: ".jpg.bin"}
 
 Progress = Callable[[int, int, str], None]   # (videos done, videos in all, what)
 
@@ -79,29 +82,45 @@ def _atomic_write(path: Path, write: Callable[[object], None], mode: str = "wb")
         raise
 
 
-def _write_part(parts: Path, entry: VideoEntry, video: DecodedVideo) -> dict:
+def _write_part(parts: Path, entry: VideoEntry, video: DecodedVideo, frame_format: str) -> dict:
     name = _part_name(entry.key)
     meta = {"key": entry.key, "length": int(len(video.frames)), "fps": video.fps,
-            "shape": list(video.frames.shape), "sha256": frames_sha256(video.frames)}
-    _atomic_write(parts / f"{name}.npy", lambda fh: np.save(fh, video.frames, allow_pickle=False))
+            "shape": list(video.frames.shape)}
+    path = parts / f"{name}{PART_SUFFIX[frame_format]}"
+    if frame_format == JPEG:
+        encoded = encode_frames(video.frames)
+        meta.update(sizes=encoded.sizes.tolist(), sha256=jpeg_sha256(encoded.sizes, encoded.data))
+        _atomic_write(path, lambda fh: fh.write(encoded.data))
+    else:
+        meta["sha256"] = frames_sha256(video.frames)
+        _atomic_write(path, lambda fh: np.save(fh, video.frames, allow_pickle=False))
     # The metadata goes last: a part counts as done only once both files exist.
     _atomic_write(parts / f"{name}.json", lambda fh: fh.write(json.dumps(meta)), mode="w")
     return meta
 
 
-def _read_part_meta(parts: Path, key: str) -> dict | None:
+def _read_part_meta(parts: Path, key: str, frame_format: str) -> dict | None:
     name = _part_name(key)
     try:
         meta = json.loads((parts / f"{name}.json").read_text())
     except (OSError, ValueError):
         return None
-    if meta.get("key") != key or not (parts / f"{name}.npy").is_file():
+    if meta.get("key") != key or not (parts / f"{name}{PART_SUFFIX[frame_format]}").is_file():
         return None
     return meta
 
 
-def decode_group(entries: Sequence[VideoEntry], resize: tuple[int, int], parts: Path
-                 ) -> list[tuple[str, dict | None, str | None]]:
+def _read_part(parts: Path, meta: dict, frame_format: str) -> np.ndarray | EncodedFrames:
+    """What the part of ``meta`` stores, as ``write_store`` takes it for ``frame_format``."""
+    path = parts / f"{_part_name(meta['key'])}{PART_SUFFIX[frame_format]}"
+    if frame_format == JPEG:
+        return EncodedFrames(sizes=np.asarray(meta["sizes"], dtype=np.int64),
+                             data=path.read_bytes())
+    return np.load(path, allow_pickle=False)
+
+
+def decode_group(entries: Sequence[VideoEntry], resize: tuple[int, int], parts: Path,
+                 frame_format: str = RAW) -> list[tuple[str, dict | None, str | None]]:
     """Decode the entries of one source file and write their parts: (key, meta, failure)."""
     try:
         results = decode_entries(entries, resize)
@@ -112,7 +131,7 @@ def decode_group(entries: Sequence[VideoEntry], resize: tuple[int, int], parts: 
         if isinstance(result, DecodeError):
             out.append((entry.key, None, str(result)))
         else:
-            out.append((entry.key, _write_part(parts, entry, result), None))
+            out.append((entry.key, _write_part(parts, entry, result, frame_format), None))
     return out
 
 
@@ -130,10 +149,13 @@ def _groups(entries: Sequence[VideoEntry]) -> list[list[VideoEntry]]:
     return list(groups.values())
 
 
-def _open_parts(directory: Path, resize: tuple[int, int]) -> Path:
-    """The parts folder, emptied when it was left by a prepare at another resize."""
+def _open_parts(directory: Path, resize: tuple[int, int], frame_format: str) -> Path:
+    """The parts folder, emptied when it was left by a prepare at another resize or format."""
     parts = directory / PARTS_DIR
     plan = {"part_version": PART_VERSION, "resize": list(resize)}
+    # Raw parts keep the plan of releases before formats, so their interrupted prepares resume.
+    if frame_format != RAW:
+        plan["frame_format"] = frame_format
     plan_path = parts / PLAN_FILE
     if parts.is_dir():
         try:
@@ -171,15 +193,34 @@ def check_output_dir(directory: Path) -> None:
                        f"{exc.strerror or exc}") from None
 
 
+def existing_store(directory: Path, fingerprint: str, frame_format: str, overwrite: bool
+                   ) -> Store | None:
+    """The complete store at ``directory`` when it is this prepare's already (same listing, same
+    format); None when there is none or ``overwrite`` replaces it. Any other store is refused."""
+    if overwrite or not (Path(directory) / MANIFEST_FILE).is_file():
+        return None
+    existing = open_store(directory)
+    if existing.manifest.get("listing_sha256") != fingerprint:
+        raise VdcError(f"{directory} holds a store prepared from other videos or settings; "
+                       "pass --overwrite to replace it")
+    if existing.frame_format != frame_format:
+        raise VdcError(f"{directory} holds a {existing.frame_format} store of these videos; "
+                       f"pass --format {existing.frame_format} to use it or --overwrite to "
+                       f"replace it with a {frame_format} one")
+    return existing
+
+
 def prepare_listing(listing: SourceListing, *, directory: Path, name: str, dataset: str,
                     resize: tuple[int, int], workers: int = 1, overwrite: bool = False,
-                    progress: Progress | None = None) -> PrepareReport:
+                    frame_format: str = RAW, progress: Progress | None = None) -> PrepareReport:
     """Decode ``listing`` into the store at ``directory`` (resuming from parts left there).
 
-    ``dataset`` is the protocol data set the store is of (``folder`` for a collection) and
-    ``resize`` its (H, W). A complete store of the same listing is left as it is.
+    ``dataset`` is the protocol data set the store is of (``folder`` for a collection),
+    ``resize`` its (H, W) and ``frame_format`` how it keeps frames (``raw`` or ``jpeg``). A
+    complete store of the same listing and format is left as it is.
     """
     started = time.perf_counter()
+    check_frame_format(frame_format)
     if not listing.entries:
         raise VdcError(f"no videos found under {listing.root}")
     if workers < 1:
@@ -187,24 +228,20 @@ def prepare_listing(listing: SourceListing, *, directory: Path, name: str, datas
     directory = Path(directory)
     check_output_dir(directory)
     fingerprint = listing_sha256(listing, dataset, resize)
-    if (directory / MANIFEST_FILE).is_file():
-        existing = open_store(directory)
-        if existing.manifest.get("listing_sha256") == fingerprint and not overwrite:
-            return PrepareReport(store=existing, decoded=0, resumed=0,
-                                 failed=tuple(map(tuple, existing.manifest.get("failed", []))),
-                                 missing=tuple(map(tuple, existing.manifest.get("missing", []))),
-                                 seconds=time.perf_counter() - started, already_prepared=True)
-        if not overwrite:
-            raise VdcError(f"{directory} holds a store prepared from other videos or settings; "
-                           "pass --overwrite to replace it")
-    parts = _open_parts(directory, resize)
+    existing = existing_store(directory, fingerprint, frame_format, overwrite)
+    if existing is not None:
+        return PrepareReport(store=existing, decoded=0, resumed=0,
+                             failed=tuple(map(tuple, existing.manifest.get("failed", []))),
+                             missing=tuple(map(tuple, existing.manifest.get("missing", []))),
+                             seconds=time.perf_counter() - started, already_prepared=True)
+    parts = _open_parts(directory, resize, frame_format)
 
     entries = sorted(listing.entries, key=lambda e: e.key)
     if len({e.key for e in entries}) != len(entries):
         raise VdcError(f"the {dataset} listing of {listing.root} names a video key twice")
     done: dict[str, dict] = {}
     for entry in entries:
-        meta = _read_part_meta(parts, entry.key)
+        meta = _read_part_meta(parts, entry.key, frame_format)
         if meta is not None:
             done[entry.key] = meta
     resumed = len(done)
@@ -225,9 +262,9 @@ def prepare_listing(listing: SourceListing, *, directory: Path, name: str, datas
 
     if workers == 1 or len(pending) <= 1:
         for group in pending:
-            collect(decode_group(group, resize, parts))
+            collect(decode_group(group, resize, parts, frame_format))
     else:
-        _run_pool(pending, resize, parts, workers, collect)
+        _run_pool(pending, resize, parts, frame_format, workers, collect)
 
     decoded = len(done) - resumed
     ok = [e for e in entries if e.key in done]
@@ -238,8 +275,8 @@ def prepare_listing(listing: SourceListing, *, directory: Path, name: str, datas
     videos = [StoredVideo(key=e.key, label=e.label, split=e.split, length=int(done[e.key]["length"]),
                           fps=done[e.key]["fps"]) for e in ok]
 
-    def read_frames(i: int) -> np.ndarray:
-        return np.load(parts / f"{_part_name(videos[i].key)}.npy", allow_pickle=False)
+    def read_frames(i: int) -> np.ndarray | EncodedFrames:
+        return _read_part(parts, done[videos[i].key], frame_format)
 
     failures = tuple(sorted(failed.items()))
     extra = {
@@ -254,6 +291,7 @@ def prepare_listing(listing: SourceListing, *, directory: Path, name: str, datas
     }
     store = write_store(directory, name=name, dataset=dataset, classes=listing.classes,
                         resize=resize, videos=videos, read_frames=read_frames,
+                        frame_format=frame_format,
                         manifest_extra=extra)
     shutil.rmtree(parts, ignore_errors=True)
     return PrepareReport(store=store, decoded=decoded, resumed=resumed, failed=failures,
@@ -261,8 +299,8 @@ def prepare_listing(listing: SourceListing, *, directory: Path, name: str, datas
                          seconds=time.perf_counter() - started)
 
 
-def _run_pool(groups: list[list[VideoEntry]], resize: tuple[int, int], parts: Path, workers: int,
-              collect: Callable[[list], None]) -> None:
+def _run_pool(groups: list[list[VideoEntry]], resize: tuple[int, int], parts: Path,
+              frame_format: str, workers: int, collect: Callable[[list], None]) -> None:
     """Decode ``groups`` in ``workers`` spawned processes, a few tasks in flight per worker."""
     context = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker)
@@ -270,7 +308,7 @@ def _run_pool(groups: list[list[VideoEntry]], resize: tuple[int, int], parts: Pa
     running: set[Future] = set()
     try:
         for group in queue:
-            running.add(pool.submit(decode_group, group, resize, parts))
+            running.add(pool.submit(decode_group, group, resize, parts, frame_format))
             if len(running) >= 4 * workers:
                 break
         while running:
@@ -279,7 +317,7 @@ def _run_pool(groups: list[list[VideoEntry]], resize: tuple[int, int], parts: Pa
                 collect(future.result())
                 group = next(queue, None)
                 if group is not None:
-                    running.add(pool.submit(decode_group, group, resize, parts))
+                    running.add(pool.submit(decode_group, group, resize, parts, frame_format))
     except BrokenProcessPool:
         pool.shutdown(wait=False, cancel_futures=True)
         raise VdcError("a decoding worker died (a crash inside FFmpeg?); the videos decoded so "
@@ -335,36 +373,44 @@ def store_target(protocol, layout_dataset: str, *, root: Path | None, name: str 
 
 @dataclass(frozen=True)
 class PreparePlan:
-    """A prepare that has been checked: what is listed, and where its store goes."""
+    """A prepare that has been checked: what is listed, where its store goes and in what format."""
 
     listing: SourceListing
     target: StoreTarget
     linked: bool            # written outside the cache, so the cache gets a link to it
+    frame_format: str = RAW
+    overwrite: bool = False
 
 
 def plan_prepare(protocol, layout: str, root: Path, *, name: str | None = None,
-                 out: Path | None = None, options: dict | None = None) -> PreparePlan:
-    """List ``root`` with source ``layout`` and check the store's name and directory, so every
-    user error (a missing root, no videos, an unwritable output) comes before any decoding."""
+                 out: Path | None = None, options: dict | None = None, frame_format: str = RAW,
+                 overwrite: bool = False) -> PreparePlan:
+    """List ``root`` with source ``layout`` and check the store's name, directory and format, so
+    every user error (a missing root, no videos, an unwritable output, a store there already of
+    other videos or in another format) comes before any decoding."""
     from vdcbench.data.sources import list_source
 
+    check_frame_format(frame_format)
     listing = list_source(layout, root, protocol=protocol, **(options or {}))
     if not listing.entries:
         raise VdcError(f"no videos found under {root} in the {layout} layout")
     target = store_target(protocol, listing.dataset, root=root, name=name, out=out)
     check_output_dir(target.directory)
-    return PreparePlan(listing=listing, target=target, linked=out is not None)
+    existing_store(target.directory, listing_sha256(listing, target.dataset, target.resize),
+                   frame_format, overwrite)
+    return PreparePlan(listing=listing, target=target, linked=out is not None,
+                       frame_format=frame_format, overwrite=overwrite)
 
 
-def run_prepare(plan: PreparePlan, *, workers: int = 1, overwrite: bool = False,
+def run_prepare(plan: PreparePlan, *, workers: int = 1,
                 progress: Progress | None = None) -> PrepareReport:
     """Decode a planned prepare into its store (the ``prepare`` command)."""
     from vdcbench.data.store import link_store
 
     t = plan.target
     report = prepare_listing(plan.listing, directory=t.directory, name=t.name, dataset=t.dataset,
-                             resize=t.resize, workers=workers, overwrite=overwrite,
-                             progress=progress)
+                             resize=t.resize, workers=workers, overwrite=plan.overwrite,
+                             frame_format=plan.frame_format, progress=progress)
     if plan.linked:
         link_store(t.name, t.directory)
     return report

@@ -3,26 +3,29 @@
 One directory per prepared data set, ``<cache>/stores/<name>/`` (or wherever ``prepare --out``
 put it; a ``<cache>/stores/<name>.link`` file then names that directory), holding:
 
-* ``frames.npy`` — all frames of all videos, one uint8 array (total_frames, H, W, 3) read through
-  a memory map. Raw pixels rather than JPEG because a clip read is then a copy of T frames
-  (no decode, no source video touched), and the store stays bit-exact; a frame at 128x170 is
-  65,280 bytes (see ``bytes_per_hour``).
-* ``index.json`` — per video, in key order: key, label, split, offset (first frame in
-  ``frames.npy``), length, the source's frame rate, and the sha256 of its frames.
+* the frames of all videos, in one of two formats (``vdcbench.data.frame_formats``): ``raw``,
+  the default, one uint8 array (total_frames, H, W, 3) in ``frames.npy`` read through a memory
+  map — a clip read is a copy of T frames (no decode, no source video touched) and the store is
+  bit-exact, at 65,280 bytes a frame at 128x170 (see ``bytes_per_hour``); or ``jpeg``, every
+  frame a JPEG in one append-only file with a byte-offset array — lossy, about a tenth the size,
+  a clip read decodes T JPEGs;
+* ``index.json`` — per video, in key order: key, label, split, offset (first frame in the
+  store), length, the source's frame rate, and the sha256 of its stored bytes;
 * ``manifest.json`` — written last, so its presence means the store is complete: data set,
-  classes, split description and counts, resize, the missing/failed reports of ``prepare``,
-  the versions of PyAV, FFmpeg, torch and vdcbench that made it, the store hash and its size.
+  classes, split description and counts, resize, frame format, the missing/failed reports of
+  ``prepare``, the versions of PyAV, FFmpeg, torch, Pillow and vdcbench that made it, the store
+  hash and its size.
 * ``cache/`` — derived tensors (the validation clips of a track), rebuilt on demand.
 
 The store hash is the sha256 of the ordered index (key, label, split, length and content hash of
-every video) with the data set, classes and resize: two prepares of the same videos give the same
-hash, and result records carry it as their data-set hash.
+every video) with the data set, classes, resize and (for jpeg) the frame format: two prepares of
+the same videos in the same format give the same hash, a raw and a jpeg store of them never do,
+and result records carry it as their data-set hash.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
 import platform
@@ -36,13 +39,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vdcbench.data.frame_formats import (FILES, FRAME_FORMATS, JPEG, RAW, RAW_FILE, JpegFrames,
+                                         RawFrames, check_frame_format, open_frames, open_writer)
+from vdcbench.data.frame_formats import frames_sha256  # noqa: F401  (its home before formats)
+from vdcbench.data.jpeg import SETTINGS as JPEG_SETTINGS
+from vdcbench.data.jpeg import codec_versions
 from vdcbench.data.synthetic import cache_dir
 from vdcbench.errors import VdcError
 from vdcbench.protocol import Dataset, Protocol, canonical_sha256
 
 FORMAT = "vdcbench-frame-store"
 FORMAT_VERSION = 1
-FRAMES_FILE = "frames.npy"
+FRAMES_FILE = RAW_FILE
 INDEX_FILE = "index.json"
 MANIFEST_FILE = "manifest.json"
 CACHE_DIR = "cache"
@@ -104,13 +112,9 @@ def write_text_atomic(path: Path, text: str) -> None:
         raise
 
 
-def frames_sha256(frames: np.ndarray) -> str:
-    """Content hash of one video's frames: sha256 of its (L, H, W, 3) uint8 bytes."""
-    return hashlib.sha256(np.ascontiguousarray(frames, dtype=np.uint8).data).hexdigest()
-
-
 def bytes_per_hour(fps: float, resize: tuple[int, int]) -> int:
-    """Store bytes per hour of video: frames per hour x H x W x 3 (one byte per pixel channel)."""
+    """Raw store bytes per hour of video: frames per hour x H x W x 3 (a byte per pixel channel).
+    A jpeg store's size depends on the footage: measured, not computed (see the README)."""
     return int(round(fps * 3600)) * resize[0] * resize[1] * 3
 
 
@@ -121,7 +125,7 @@ class StoreIndex:
     keys: tuple[str, ...]
     labels: np.ndarray      # (N,) int64
     splits: tuple[str, ...]
-    offsets: np.ndarray     # (N,) int64, first frame in frames.npy
+    offsets: np.ndarray     # (N,) int64, first frame in the store
     lengths: np.ndarray     # (N,) int64
     fps: tuple[float | None, ...]
     sha256: tuple[str, ...]
@@ -148,21 +152,26 @@ class StoreIndex:
 
 
 def store_sha256(dataset: str, classes: Sequence[str], resize: tuple[int, int],
-                 index: StoreIndex) -> str:
+                 index: StoreIndex, frame_format: str = RAW) -> str:
     """The hash of a store's content: what result records carry as their data-set hash."""
-    return canonical_sha256({
+    content = {
         "format": FORMAT_VERSION, "dataset": dataset, "classes": list(classes),
         "resize": list(resize),
         "videos": [[k, int(l), s, int(n), h] for k, l, s, n, h in
                    zip(index.keys, index.labels, index.splits, index.lengths, index.sha256)],
-    })
+    }
+    # Named only when not raw, so raw stores keep the hash they had before formats existed; a
+    # jpeg store's content hashes differ anyway, this says why in the hashed content.
+    if frame_format != RAW:
+        content["frame_format"] = frame_format
+    return canonical_sha256(content)
 
 
 def tool_versions() -> dict[str, str]:
     """The decoder and framework versions a store records (decoders change pixels)."""
     from vdcbench import __version__
     versions = {"vdcbench": __version__, "torch": torch.__version__,
-                "python": platform.python_version()}
+                "python": platform.python_version(), **codec_versions()}
     try:
         import av
         versions["pyav"] = av.__version__
@@ -179,7 +188,8 @@ def tool_versions() -> dict[str, str]:
 
 
 class StoreFrames:
-    """The frames of some videos of a store (one split), served clip by clip from the memmap."""
+    """The frames of some videos of a store (one split), served clip by clip by the store's
+    frame reader (whatever its format)."""
 
     def __init__(self, store: "Store", rows: np.ndarray):
         self.store = store
@@ -204,24 +214,23 @@ class StoreFrames:
         return self._offsets[video] + index
 
     def clip(self, video: int, frame_indices: np.ndarray) -> torch.Tensor:
-        """uint8 (3, T, H, W): a copy of T frames out of the memory map."""
-        frames = np.asarray(self.store.frames[self._global(int(video), frame_indices)])
-        return torch.from_numpy(frames).permute(3, 0, 1, 2).contiguous()
+        """uint8 (3, T, H, W): T frames of ``video``."""
+        frames = self.store.frames.read(self._global(int(video), frame_indices))
+        return frames.permute(3, 0, 1, 2).contiguous()
 
     def clips(self, videos: Sequence[int], frame_indices: Sequence[np.ndarray]) -> torch.Tensor:
-        """uint8 (N, 3, T, H, W), read with one gather over the memory map."""
+        """uint8 (N, 3, T, H, W), read with one gather over the store."""
         videos = [int(v) for v in videos]
         h, w = self.frame_size
         if not videos:
             return torch.empty((0, 3, 0, h, w), dtype=torch.uint8)
         index = [self._global(v, f) for v, f in zip(videos, frame_indices)]
-        frames = np.asarray(self.store.frames[np.concatenate(index)])
-        frames = frames.reshape(len(videos), -1, h, w, 3)
-        return torch.from_numpy(frames).permute(0, 4, 1, 2, 3).contiguous()
+        frames = self.store.frames.read(np.concatenate(index))
+        return frames.reshape(len(videos), -1, h, w, 3).permute(0, 4, 1, 2, 3).contiguous()
 
 
 class Store:
-    """An opened, complete store: its manifest, its index, and its frames as a memory map."""
+    """An opened, complete store: its manifest, its index, and a reader of its frames."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
@@ -233,6 +242,9 @@ class Store:
             if self.manifest.get("format_version") != FORMAT_VERSION:
                 raise ValueError(f"format version {self.manifest.get('format_version')} is not "
                                  f"{FORMAT_VERSION}; prepare it again with this vdcbench")
+            if self.frame_format not in FRAME_FORMATS:
+                raise ValueError(f"frame format {self.frame_format!r} is not one this vdcbench "
+                                 f"reads ({', '.join(FRAME_FORMATS)})")
         except FileNotFoundError as exc:
             raise VdcError(f"{self.path} is not a complete frame store (no {Path(exc.filename).name})"
                            ) from None
@@ -269,24 +281,22 @@ class Store:
     def sha256(self) -> str:
         return self.manifest["sha256"]
 
+    @property
+    def frame_format(self) -> str:
+        """``raw`` or ``jpeg``; stores made before formats existed are raw."""
+        return self.manifest.get("frame_format", RAW)
+
     @functools.cached_property
-    def frames(self) -> np.ndarray:
-        """(total_frames, H, W, 3) uint8, memory-mapped read-only."""
-        path = self.path / FRAMES_FILE
-        try:
-            frames = np.load(path, mmap_mode="r", allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise VdcError(f"cannot read the frames of store {self.path}: {exc}") from None
-        expected = (int(self.manifest["total_frames"]), *self.resize, 3)
-        if frames.dtype != np.uint8 or tuple(frames.shape) != expected:
-            raise VdcError(f"{path} holds {frames.dtype} {tuple(frames.shape)}, not uint8 "
-                           f"{expected}; prepare the store again")
-        return frames
+    def frames(self) -> RawFrames | JpegFrames:
+        """The reader of the store's frames (``RawFrames`` or ``JpegFrames``): ``read(index)``
+        gives uint8 (n, H, W, 3) of store-wide frame numbers."""
+        return open_frames(self.frame_format, self.path, int(self.manifest["total_frames"]),
+                           self.resize)
 
     def video_frames(self, row: int) -> np.ndarray:
-        """All frames of index row ``row``, (L, H, W, 3) uint8 (a view of the memory map)."""
+        """All frames of index row ``row``, (L, H, W, 3) uint8."""
         offset, length = int(self.index.offsets[row]), int(self.index.lengths[row])
-        return self.frames[offset:offset + length]
+        return self.frames.read(np.arange(offset, offset + length)).numpy()
 
     def split(self, dataset: Dataset, split: str) -> "VideoSplit":
         from vdcbench.data.splits import VideoSplit
@@ -298,8 +308,8 @@ class Store:
                           class_names=self.classes, frames=StoreFrames(self, rows))
 
     def size_bytes(self) -> int:
-        return sum(p.stat().st_size for p in (self.path / FRAMES_FILE, self.path / INDEX_FILE,
-                                              self.path / MANIFEST_FILE) if p.is_file())
+        names = (*FILES[self.frame_format], INDEX_FILE, MANIFEST_FILE)
+        return sum(p.stat().st_size for p in (self.path / n for n in names) if p.is_file())
 
 
 def open_store(path: Path) -> Store:
@@ -355,42 +365,36 @@ class StoredVideo:
 
 def write_store(directory: Path, *, name: str, dataset: str, classes: Sequence[str],
                 resize: tuple[int, int], videos: Sequence[StoredVideo],
-                read_frames: Callable[[int], np.ndarray], manifest_extra: dict,
+                read_frames: Callable[[int], object], manifest_extra: dict,
+                frame_format: str = RAW,
                 progress: Callable[[int, int], None] | None = None) -> Store:
     """Write frames, index and manifest of ``videos`` (sorted by key here) into ``directory``.
 
-    ``read_frames(i)`` gives the (L, H, W, 3) frames of ``videos[i]``. Each file is written to a
-    temporary name and renamed; the manifest goes last, so a store is either complete or absent.
+    ``read_frames(i)`` gives what ``videos[i]`` is stored as: its (L, H, W, 3) uint8 frames for a
+    raw store, its ``EncodedFrames`` for a jpeg one. Each file is written to a temporary name and
+    renamed; the manifest goes last, so a store is either complete or absent.
     """
     directory = Path(directory)
+    check_frame_format(frame_format)
     order = sorted(range(len(videos)), key=lambda i: videos[i].key)
     lengths = np.asarray([videos[i].length for i in order], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) if len(order) else \
         np.zeros(0, dtype=np.int64)
     total = int(lengths.sum())
     h, w = resize
-    for stale in (MANIFEST_FILE, INDEX_FILE, FRAMES_FILE):
+    for stale in (MANIFEST_FILE, INDEX_FILE, *(f for files in FILES.values() for f in files)):
         (directory / stale).unlink(missing_ok=True)
     shutil.rmtree(directory / CACHE_DIR, ignore_errors=True)
-    tmp_frames = directory / f".{FRAMES_FILE}.tmp"
     hashes = []
+    writer = open_writer(frame_format, directory, total, resize)
     try:
-        out = np.lib.format.open_memmap(tmp_frames, mode="w+", dtype=np.uint8,
-                                        shape=(total, h, w, 3))
-        for done, (i, offset) in enumerate(zip(order, offsets)):
-            frames = read_frames(i)
-            if frames.shape != (videos[i].length, h, w, 3) or frames.dtype != np.uint8:
-                raise ValueError(f"video {videos[i].key!r}: frames {frames.dtype} "
-                                 f"{frames.shape}, expected uint8 {(videos[i].length, h, w, 3)}")
-            out[offset:offset + len(frames)] = frames
-            hashes.append(frames_sha256(frames))
+        for done, i in enumerate(order):
+            hashes.append(writer.add(videos[i].key, videos[i].length, read_frames(i)))
             if progress is not None:
                 progress(done + 1, len(order))
-        out.flush()
-        del out
-        os.replace(tmp_frames, directory / FRAMES_FILE)
+        writer.commit()
     finally:
-        tmp_frames.unlink(missing_ok=True)
+        writer.discard()
     index = StoreIndex(keys=tuple(videos[i].key for i in order),
                        labels=np.asarray([videos[i].label for i in order], dtype=np.int64),
                        splits=tuple(videos[i].split for i in order), offsets=offsets,
@@ -398,14 +402,16 @@ def write_store(directory: Path, *, name: str, dataset: str, classes: Sequence[s
                        sha256=tuple(hashes))
     write_text_atomic(directory / INDEX_FILE, json.dumps(index.to_json(), separators=(",", ":")))
     counts = {s: int(sum(1 for x in index.splits if x == s)) for s in ("train", "val")}
-    size = sum((directory / f).stat().st_size for f in (FRAMES_FILE, INDEX_FILE))
+    size = sum((directory / f).stat().st_size for f in (*FILES[frame_format], INDEX_FILE))
     manifest = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "name": name, "dataset": dataset,
         "classes": list(classes), "num_classes": len(classes), "resize": [h, w],
-        "videos": counts, "total_frames": total,
-        "sha256": store_sha256(dataset, classes, resize, index),
+        "frame_format": frame_format, "videos": counts, "total_frames": total,
+        "sha256": store_sha256(dataset, classes, resize, index, frame_format),
         "size_bytes": size, "versions": tool_versions(), **manifest_extra,
     }
+    if frame_format == JPEG:
+        manifest["jpeg"] = dict(JPEG_SETTINGS)
     write_text_atomic(directory / MANIFEST_FILE, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return open_store(directory)
 
@@ -425,7 +431,7 @@ class Verification:
 
 
 def verify_store(store: Store, progress: Callable[[int, int], None] | None = None) -> Verification:
-    """Recount the store and rehash every video's frames against its index and manifest."""
+    """Recount the store and rehash every video's stored bytes against its index and manifest."""
     problems = []
     index, manifest = store.index, store.manifest
     for split, count in manifest.get("videos", {}).items():
@@ -438,15 +444,19 @@ def verify_store(store: Store, progress: Callable[[int, int], None] | None = Non
     expected_offsets = np.concatenate([[0], np.cumsum(index.lengths)[:-1]]) if len(index) else []
     if not np.array_equal(index.offsets, expected_offsets):
         problems.append("the index offsets do not follow its lengths")
-    if store_sha256(store.dataset, store.classes, store.resize, index) != store.sha256:
+    if store_sha256(store.dataset, store.classes, store.resize, index,
+                    store.frame_format) != store.sha256:
         problems.append("the store hash does not match its index")
     if not problems:
         frames = store.frames
-        if int(frames.shape[0]) != total:
-            problems.append(f"{FRAMES_FILE} holds {frames.shape[0]} frames, the index {total}")
-        else:
+        if len(frames) != total:
+            problems.append(f"the {store.frame_format} frames number {len(frames)}, the index "
+                            f"{total}")
+        problems += frames.problems()
+        if not problems:
             for row in range(len(index)):
-                if frames_sha256(store.video_frames(row)) != index.sha256[row]:
+                offset, length = int(index.offsets[row]), int(index.lengths[row])
+                if frames.video_sha256(offset, length) != index.sha256[row]:
                     problems.append(f"video {index.keys[row]!r}: frames do not match their sha256")
                 if progress is not None:
                     progress(row + 1, len(index))
