@@ -222,6 +222,25 @@ def test_clip_cuts_come_from_one_pass_by_presentation_time(tmp_path):
     assert parts[0].fps == 10.0
 
 
+def test_clip_cuts_count_from_the_first_frame_when_the_stream_starts_late(tmp_path):
+    import av
+    from video_fixtures import video_frames
+    path = tmp_path / "late.mp4"
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("mpeg4", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 32, 24, "yuv420p"
+        for number, image in enumerate(video_frames(20, 24, 32, seed=5)):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts = number + 15           # the first frame is shown at 1.5 s
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    cuts = [VideoEntry(key=f"v#{k}", path=path, label=0, split="train",
+                       start_seconds=k * 1.0, end_seconds=(k + 1) * 1.0) for k in range(2)]
+    assert [len(p.frames) for p in decode_entries(cuts, RESIZE)] == [10, 10]
+
+
 # ----------------------------------------------------------------- data sets on the store
 def _install(report, name):
     """Put a prepared store under the test cache's stores folder as ``name``."""

@@ -102,10 +102,14 @@ def decode_video_file(path: Path, size: tuple[int, int],
             rate = stream.average_rate or stream.guessed_rate
             fps = float(rate) if rate else None
             last_end = max((float("inf") if end is None else end) for _, end in cuts)
+            origin = None
             for number, frame in enumerate(container.decode(stream)):
                 time = frame.time
                 if time is None:   # no timestamps: count frames at the stream's rate
                     time = number / fps if fps else float(number)
+                # Cuts count from the first frame: MP4/WebM streams may start at a non-zero time.
+                origin = time if origin is None else origin
+                time -= origin
                 if time >= last_end - _TIME_EPSILON:
                     break
                 rgb = None
