@@ -189,15 +189,20 @@ def test_clip_reads_do_not_touch_the_source_videos(tiny, tmp_path):
         shutil.move(str(moved), str(listing.root))
 
 
+def _verify_with_a_flipped_byte(store, tmp_path, name, position, mask):
+    """Verify a copy of ``store`` whose file ``name`` has one byte XOR-ed with ``mask``."""
+    copy = tmp_path / "damaged"
+    shutil.copytree(store.path, copy)
+    data = bytearray((copy / name).read_bytes())
+    data[position] ^= mask
+    (copy / name).write_bytes(bytes(data))
+    return verify_store(open_store(copy))
+
+
 def test_verify_finds_damaged_frames(tiny, tmp_path):
     _, report = tiny
     assert verify_store(report.store).ok
-    copy = tmp_path / "damaged"
-    shutil.copytree(report.store.path, copy)
-    raw = bytearray((copy / FRAMES_FILE).read_bytes())
-    raw[-1] ^= 0xFF
-    (copy / FRAMES_FILE).write_bytes(bytes(raw))
-    result = verify_store(open_store(copy))
+    result = _verify_with_a_flipped_byte(report.store, tmp_path, FRAMES_FILE, -1, 0xFF)
     assert not result.ok and "wave/f.avi" in result.problems[0]
 
 
@@ -389,12 +394,7 @@ def test_two_jpeg_prepares_give_the_same_bytes_and_hash(tiny, tiny_jpeg, tmp_pat
 
 def test_verify_finds_a_flipped_jpeg_byte(tiny_jpeg, tmp_path):
     assert verify_store(tiny_jpeg.store).ok
-    copy = tmp_path / "damaged"
-    shutil.copytree(tiny_jpeg.store.path, copy)
-    data = bytearray((copy / JPEG_FILE).read_bytes())
-    data[-100] ^= 0x01
-    (copy / JPEG_FILE).write_bytes(bytes(data))
-    result = verify_store(open_store(copy))
+    result = _verify_with_a_flipped_byte(tiny_jpeg.store, tmp_path, JPEG_FILE, -100, 0x01)
     assert not result.ok and len(result.problems) == 1 and "wave/f.avi" in result.problems[0]
 
 

@@ -23,7 +23,6 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from vdcbench import __version__
-from vdcbench.data.sampling import clip_interval
 from vdcbench.data.splits import (VideoSplit, class_members, dataset_sha256, open_split,
                                   validation_clips)
 from vdcbench.data.synthetic import cache_dir
@@ -121,7 +120,7 @@ def train_teacher(protocol: Protocol, dataset: Dataset, net: str = "minic3d", *,
     train, val = open_split(dataset, "train"), open_split(dataset, "val")
     if videos_per_class is not None:
         train, val = (_first_per_class(s, videos_per_class) for s in (train, val))
-    intervals = np.array([clip_interval(int(n), protocol.sampling, dataset) for n in train.lengths],
+    intervals = np.array([train.interval(v, protocol.sampling) for v in range(len(train))],
                          dtype=np.int64)
     source = VideoWindows(train, train.labels, protocol.sampling.frames, intervals,
                           shuffle_frames=shuffle_frames)
@@ -167,9 +166,8 @@ def _first_per_class(split: VideoSplit, k: int) -> VideoSplit:
     """The first ``k`` videos of every class of an in-memory split: the tiny smoke preset."""
     if k < 1:
         raise VdcError(f"videos per class must be at least 1, not {k}")
-    classes = split.dataset.num_classes or int(split.labels.max()) + 1
     keep = np.concatenate([class_members(split, label, k, f"{k} videos per class")[:k]
-                           for label in range(classes)])
+                           for label in range(split.num_classes)])
     try:
         videos = split.videos[torch.from_numpy(keep)]
     except AttributeError:

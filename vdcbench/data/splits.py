@@ -146,6 +146,11 @@ class VideoSplit:
     def clips(self, videos: Sequence[int], frame_indices: Sequence[np.ndarray]) -> torch.Tensor:
         return self.frames.clips(videos, frame_indices)
 
+    @property
+    def num_classes(self) -> int:
+        """The data set's class count; for a data set declaring none, the largest label + 1."""
+        return self.dataset.num_classes or int(self.labels.max()) + 1
+
     def interval(self, video: int, sampling) -> int:
         """The slide-window frame step of ``video`` (it depends on the video's length)."""
         return clip_interval(int(self.lengths[video]), sampling, self.dataset)

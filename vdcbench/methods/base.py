@@ -58,8 +58,7 @@ class CondensationTask:
     def require_videos_per_class(self, needed: int, what: str) -> None:
         """Raise, naming the class, when a class of the train split has fewer than ``needed``."""
         from vdcbench.data.splits import class_members
-        classes = self.dataset.num_classes or int(self.train.labels.max()) + 1
-        for label in range(classes):
+        for label in range(self.train.num_classes):
             class_members(self.train, label, needed, what)
 
     def rng(self, *keys: int) -> np.random.Generator:

@@ -92,7 +92,7 @@ def select_in_feature_space(method: Method, task: CondensationTask, pick: Picker
     """Per class, ``pick`` IPC videos by their teacher features; store their centred windows."""
     started = time.perf_counter()
     split, ipc = task.train, task.track.ipc
-    classes = task.dataset.num_classes or int(split.labels.max()) + 1
+    classes = split.num_classes
     # Every class is checked before the teacher is loaded: a too-large IPC fails at once.
     members = [class_members(split, label, ipc, f"{method.name} at IPC {ipc}")
                for label in range(classes)]

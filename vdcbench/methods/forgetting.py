@@ -128,7 +128,7 @@ class Forgetting(Method):
         split, ipc, protocol = task.train, task.track.ipc, task.protocol
         recipe = protocol.teacher_recipe(task.dataset, "minic3d")
         resolved = dataclasses.replace(self.config, epochs=self.config.epochs or recipe.epochs)
-        classes = task.dataset.num_classes or int(split.labels.max()) + 1
+        classes = split.num_classes
         # Fail on a too-small class before the (long) training, not after it.
         members = [class_members(split, label, ipc, f"forgetting at IPC {ipc}")
                    for label in range(classes)]

@@ -14,7 +14,7 @@ import torch
 
 from vdcbench.condensed import CondensedSet
 from vdcbench.data.splits import class_members
-from vdcbench.data.sampling import clip_indices, clip_interval, training_start
+from vdcbench.data.sampling import clip_indices, training_start
 from vdcbench.methods.base import CondensationTask, Method
 from vdcbench.train.augment import center_crop
 
@@ -29,14 +29,14 @@ class RandomSelection(Method):
         split = task.train
         frames, crop = task.track.frames, task.dataset.crop
         clips, labels = [], []
-        classes = task.dataset.num_classes or int(split.labels.max()) + 1
+        classes = split.num_classes
         for label in range(classes):
             rng = task.rng(label)
             members = class_members(split, label, task.track.ipc, f"random at IPC {task.track.ipc}")
             chosen = rng.choice(members, size=task.track.ipc, replace=False)
             for video_index in sorted(int(i) for i in chosen):
                 length = int(split.lengths[video_index])
-                interval = clip_interval(length, task.protocol.sampling, task.dataset)
+                interval = split.interval(video_index, task.protocol.sampling)
                 start = training_start(length, interval, frames, rng)
                 index = clip_indices(length, start, interval, frames)
                 clips.append(center_crop(split.clip(video_index, index), crop))

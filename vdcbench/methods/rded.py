@@ -230,7 +230,7 @@ class RDED(Method):
         if cfg.mipc < per_class:
             raise VdcError(f"rded mipc={cfg.mipc} draws fewer videos per class than it keeps "
                            f"(IPC {ipc} x factor {factor}^2 = {per_class})")
-        classes = task.dataset.num_classes or int(split.labels.max()) + 1
+        classes = split.num_classes
         # Every class is checked before the teacher is loaded: a too-large IPC fails at once.
         what = f"rded at IPC {ipc}" + (f" x factor {factor}^2" if factor > 1 else "")
         members = [class_members(split, label, per_class, what) for label in range(classes)]
