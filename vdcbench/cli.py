@@ -231,13 +231,56 @@ def _ensure_teacher(p, dataset, net: str, device: str) -> None:
 # ------------------------------------------------------------------------------------ results
 @main.command("results")
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--table", "table_kind", type=click.Choice(["cells", "methods", "nets"]),
+              default="cells", show_default=True,
+              help="cells: one row per archive × net × labels; methods: methods × (IPC, labels), "
+                   "as the study's Table 6; nets: methods × evaluation nets, as its Table 7.")
+@click.option("--dataset", default=None, help="Only this data set (a table holds one).")
+@click.option("--net", default=None,
+              help="Only this evaluation net (the methods table defaults to minic3d).")
+@click.option("--labels", "label_strategy", default=None, help="Only this label strategy.")
+@click.option("--track", default=None, help="Only this track, e.g. ipc1-t8.")
+@click.option("--variant", default=None, help="Only this evaluation variant.")
+@click.option("--condensation-seed", type=int, default=None,
+              help="Only condensed sets made with this seed (one set per method).")
+@click.option("--markdown", is_flag=True, help="Print the methods or nets table as Markdown.")
 @user_errors
-def results_cmd(folder: Path) -> None:
+def results_cmd(folder: Path, table_kind: str, dataset: str | None, net: str | None,
+                label_strategy: str | None, track: str | None, variant: str | None,
+                condensation_seed: int | None, markdown: bool) -> None:
     """Aggregate the result records under FOLDER: mean ± std over seeds per cell."""
-    from vdcbench.results import aggregate, load_records
-    cells = aggregate(load_records(folder))
-    if not cells:
+    from vdcbench.results import load_records
+    records = load_records(folder)
+    if not records:
         raise VdcError(f"no result records under {folder}")
+    if table_kind == "cells":
+        _print_cells(records)
+        return
+    from vdcbench.results_table import PivotFilter, pivot
+    if table_kind == "methods" and net is None:
+        net = "minic3d"
+    where = PivotFilter(dataset=dataset, net=net, label_strategy=label_strategy, track=track,
+                        variant=variant, condensation_seed=condensation_seed,
+                        official_only=variant in (None, "official"))
+    table = pivot(records, table_kind, where)
+    corner = f"{table.dataset}, {net}" if table_kind == "methods" else table.dataset
+    if markdown:
+        out.print(table.to_markdown(corner), markup=False, highlight=False, soft_wrap=True)
+        return
+    view = Table(corner, *table.columns,
+                 caption="top-1 % (final epoch), mean ± std over n records; "
+                         "'sets': condensed sets pooled")
+    for row in table.rows:
+        view.add_row(row, *(table.cells[(row, c)].text() if (row, c) in table.cells else "-"
+                            for c in table.columns))
+    view.add_row("wall s / evaluation", *("-" if (w := table.column_wall_seconds(c)) is None
+                                          else f"{w:.0f}" for c in table.columns))
+    out.print(view)
+
+
+def _print_cells(records) -> None:
+    from vdcbench.results import aggregate
+    cells = aggregate(records)
     table = Table("data set", "track", "method", "archive", "net", "labels", "variant",
                   "top-1 %", "n", "ref. best top-1 %", "train TFLOP", "wall s")
     for c in cells:

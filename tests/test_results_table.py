@@ -1,0 +1,113 @@
+"""Paper-style pivots of result records: pooling, ordering, n, wall time, and refusals."""
+
+from __future__ import annotations
+
+import statistics
+
+import pytest
+from click.testing import CliRunner
+
+from vdcbench.cli import main
+from vdcbench.errors import VdcError
+from vdcbench.results import EvalRecord, RecordKey
+from vdcbench.results_table import PivotFilter, pivot
+
+
+def _record(method: str, top1: float, *, seed: int = 0, track: str = "ipc1-t8",
+            labels: str = "hard", net: str = "minic3d", archive: str = "a" * 64,
+            condensation_seed: int = 0, wall: float = 100.0, variant: str = "official",
+            dataset: str = "synthetic") -> EvalRecord:
+    key = RecordKey(archive_sha256=archive, protocol_version=1, protocol_sha256="p" * 64,
+                    dataset=dataset, dataset_sha256="d" * 64, track=track, label_strategy=labels,
+                    variant=variant, net=net, teacher_sha256=None, seed=seed)
+    return EvalRecord(key=key, method={"name": method, "kind": "selection",
+                                       "seed": condensation_seed},
+                      top1=top1, top5=90.0, reference_best_top1=None,
+                      official=variant == "official", epochs=300, iterations=300, batch_size=10,
+                      wall_seconds=wall, device="cpu", weights_sha256="w" * 64, final_loss=0.1,
+                      ledger={}, versions={})
+
+
+def _table6_records() -> list[EvalRecord]:
+    return [
+        # Random: two condensed sets at IPC 1 hard, pooled into one cell of n 4.
+        _record("random", 10.0, seed=0, archive="r0" * 32), _record("random", 20.0, seed=1, archive="r0" * 32),
+        _record("random", 30.0, seed=0, archive="r1" * 32, condensation_seed=1),
+        _record("random", 40.0, seed=1, archive="r1" * 32, condensation_seed=1),
+        _record("rded", 45.0, labels="multi-sl", archive="m" * 64, wall=300.0),
+        _record("rded", 18.0, archive="h" * 64),
+        _record("rded", 50.0, track="ipc10-t8", archive="x" * 64, wall=2000.0),
+        _record("rded", 30.0, track="ipc5-t8", archive="y" * 64, wall=1000.0),
+        _record("rded", 20.0, net="i3d_r18", archive="h" * 64, wall=150.0),
+    ]
+
+
+def test_methods_table_pools_condensed_sets_and_orders_ipc_numerically():
+    table = pivot(_table6_records(), "methods", PivotFilter(net="minic3d"))
+    assert table.rows == ("random", "rded")          # the floor first
+    assert table.columns == ("IPC 1 hard", "IPC 1 multi-sl", "IPC 5 hard", "IPC 10 hard")
+    random_cell = table.cells[("random", "IPC 1 hard")]
+    assert random_cell.n == 4 and random_cell.archives == 2
+    assert random_cell.mean == pytest.approx(25.0)
+    assert random_cell.std == pytest.approx(statistics.stdev([10, 20, 30, 40]))
+    assert random_cell.text() == f"25.0 ± {statistics.stdev([10, 20, 30, 40]):.1f} (n 4, 2 sets)"
+    assert table.cells[("rded", "IPC 1 multi-sl")].text() == "45.0 ± 0.0 (n 1)"
+    assert ("random", "IPC 5 hard") not in table.cells
+    assert table.column_wall_seconds("IPC 10 hard") == 2000.0
+    assert table.column_wall_seconds("IPC 1 hard") == pytest.approx(100.0)
+
+
+def test_condensation_seed_filter_keeps_one_set_per_method():
+    table = pivot(_table6_records(), "methods", PivotFilter(net="minic3d", condensation_seed=1))
+    assert table.rows == ("random",)
+    assert table.cells[("random", "IPC 1 hard")].mean == pytest.approx(35.0)
+
+
+def test_nets_table_puts_minic3d_first_and_reports_each_columns_wall_time():
+    table = pivot(_table6_records(), "nets", PivotFilter(track="ipc1-t8", label_strategy="hard"))
+    assert table.columns == ("minic3d", "i3d_r18")
+    assert table.rows == ("random, IPC 1 hard", "rded, IPC 1 hard")
+    assert table.cells[("rded, IPC 1 hard", "i3d_r18")].mean == 20.0
+    assert ("random, IPC 1 hard", "i3d_r18") not in table.cells
+    assert table.column_wall_seconds("i3d_r18") == 150.0
+    markdown = table.to_markdown("synthetic")
+    assert markdown.splitlines()[0] == "| synthetic | minic3d | i3d_r18 |"
+    assert "| random, IPC 1 hard | 25.0 ± 12.9 (n 4, 2 sets) | – |" in markdown
+    assert markdown.splitlines()[-1] == "| wall s / evaluation | 100 | 150 |"
+
+
+@pytest.mark.parametrize("kind, where, message", [
+    ("methods", PivotFilter(), "needs one net"),                 # minic3d and i3d_r18 mixed
+    ("nets", PivotFilter(), "needs one track"),                 # IPC 1, 5 and 10 mixed
+    ("methods", PivotFilter(net="slowonly_r18"), "no official result records match net=slowonly_r18"),
+    ("bogus", PivotFilter(), "unknown table"),
+])
+def test_a_table_that_would_mix_what_must_not_be_mixed_is_refused(kind, where, message):
+    with pytest.raises(VdcError, match=message):
+        pivot(_table6_records(), kind, where)
+
+
+def test_two_data_sets_never_share_a_table():
+    records = [_record("random", 10.0), _record("random", 12.0, dataset="ucf101")]
+    with pytest.raises(VdcError, match="never share a table"):
+        pivot(records, "methods", PivotFilter(net="minic3d"))
+
+
+def test_unofficial_variants_stay_out_unless_asked_for():
+    records = [_record("random", 10.0), _record("random", 90.0, variant="cutmix", seed=1)]
+    table = pivot(records, "methods", PivotFilter(net="minic3d"))
+    assert table.cells[("random", "IPC 1 hard")].top1 == (10.0,)
+
+
+def test_cli_prints_the_markdown_methods_table_and_refuses_a_mixed_nets_table(tmp_path):
+    for record in _table6_records():
+        record.to_disk(tmp_path)
+    runner = CliRunner()
+    shown = runner.invoke(main, ["results", str(tmp_path), "--table", "methods", "--markdown"])
+    assert shown.exit_code == 0, shown.output
+    assert "| synthetic, minic3d | IPC 1 hard | IPC 1 multi-sl | IPC 5 hard | IPC 10 hard |" in shown.output
+    refused = runner.invoke(main, ["results", str(tmp_path), "--table", "nets"])
+    assert refused.exit_code == 2
+    assert refused.output.strip().splitlines() == [
+        "error: the nets table needs one track, the records have ipc1-t8, ipc10-t8, ipc5-t8; "
+        "pick one with --track"]

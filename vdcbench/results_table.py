@@ -1,0 +1,178 @@
+"""Paper-style tables from result records: methods against tracks × labels, or against nets.
+
+``vdcbench results`` lists one row per cell (an archive under one net, label strategy and
+variant). A paper reads differently: the study's Table 6 puts methods in rows and IPC × label
+strategy in columns; its Table 7 puts methods in rows and evaluation nets in columns. A
+:class:`Pivot` is that view, computed from the records themselves (never from cells), so that a
+table cell pooling several condensed sets of one method (Random's condensation seeds, say) gets
+its mean and sample standard deviation over every record it holds, and says so: each cell prints
+``n`` (records) and, when more than one condensed set went in, how many.
+
+Only records of one data set and protocol version share a table; by default only the official
+variant, because that is what is ranked.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from typing import Callable, Literal
+
+from vdcbench.errors import VdcError
+from vdcbench.results import EvalRecord
+
+PivotKind = Literal["methods", "nets"]
+PIVOT_KINDS: tuple[str, ...] = ("methods", "nets")
+_LABEL_ORDER = {"hard": 0, "soft": 1, "multi-sl": 2}
+
+
+@dataclass(frozen=True)
+class PivotFilter:
+    """Which records a table draws from; ``None`` means any."""
+
+    dataset: str | None = None
+    net: str | None = None                   # the methods table needs exactly one
+    label_strategy: str | None = None
+    track: str | None = None
+    condensation_seed: int | None = None     # keep one condensed set per method
+    variant: str | None = None
+    official_only: bool = True
+
+    def admits(self, record: EvalRecord) -> bool:
+        k = record.key
+        return ((self.dataset is None or k.dataset == self.dataset)
+                and (self.net is None or k.net == self.net)
+                and (self.label_strategy is None or k.label_strategy == self.label_strategy)
+                and (self.track is None or k.track == self.track)
+                and (self.variant is None or k.variant == self.variant)
+                and (self.condensation_seed is None
+                     or record.method.get("seed") == self.condensation_seed)
+                and (record.official or not self.official_only))
+
+
+@dataclass(frozen=True)
+class PivotCell:
+    """The records at one (row, column) of a pivot, pooled over seeds and condensed sets."""
+
+    top1: tuple[float, ...]
+    archives: int                        # distinct condensed sets pooled
+    wall_seconds: tuple[float, ...]
+
+    @property
+    def n(self) -> int:
+        return len(self.top1)
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.top1)
+
+    @property
+    def std(self) -> float:
+        return statistics.stdev(self.top1) if self.n > 1 else 0.0
+
+    def text(self) -> str:
+        sets = f", {self.archives} sets" if self.archives > 1 else ""
+        return f"{self.mean:.1f} ± {self.std:.1f} (n {self.n}{sets})"
+
+
+@dataclass(frozen=True)
+class Pivot:
+    """Rows × columns of pooled cells; a missing combination is simply absent."""
+
+    kind: PivotKind
+    dataset: str
+    rows: tuple[str, ...]
+    columns: tuple[str, ...]
+    cells: dict[tuple[str, str], PivotCell]
+
+    def column_wall_seconds(self, column: str) -> float | None:
+        """Mean wall time of one evaluation (one record) in a column: what a column costs a seed."""
+        walls = [w for (_, c), cell in self.cells.items() if c == column for w in cell.wall_seconds]
+        return statistics.fmean(walls) if walls else None
+
+    def to_markdown(self, corner: str) -> str:
+        lines = [f"| {corner} | " + " | ".join(self.columns) + " |",
+                 "|---" * (len(self.columns) + 1) + "|"]
+        for row in self.rows:
+            cells = [self.cells[(row, c)].text() if (row, c) in self.cells else "–"
+                     for c in self.columns]
+            lines.append(f"| {row} | " + " | ".join(cells) + " |")
+        walls = [self.column_wall_seconds(c) for c in self.columns]
+        lines.append("| wall s / evaluation | "
+                     + " | ".join("–" if w is None else f"{w:.0f}" for w in walls) + " |")
+        return "\n".join(lines)
+
+
+def _track_order(track: str) -> tuple:
+    # "ipc10-t8" sorts after "ipc5-t8": compare the numbers, not the strings.
+    ipc, _, frames = track.partition("-t")
+    return (int(ipc[3:]) if ipc[3:].isdigit() else 1 << 30, frames)
+
+
+def _column_methods(record: EvalRecord) -> tuple[str, tuple]:
+    k = record.key
+    ipc = k.track.partition("-")[0].upper().replace("IPC", "IPC ")
+    return f"{ipc} {k.label_strategy}", (_track_order(k.track), _LABEL_ORDER.get(k.label_strategy, 9),
+                                         k.label_strategy)
+
+
+def _column_nets(record: EvalRecord) -> tuple[str, tuple]:
+    net = record.key.net
+    return net, (net != "minic3d", net)      # the protocol's own net first
+
+
+def _row_method(record: EvalRecord) -> tuple[str, tuple]:
+    name = record.method.get("name", "unknown")
+    return name, (name != "random", name)    # the floor every method is read against, first
+
+
+def _row_method_track(record: EvalRecord) -> tuple[str, tuple]:
+    # A nets table must not pool IPC 1 with IPC 10, so the track and labels name the row.
+    name, order = _row_method(record)
+    column, column_order = _column_methods(record)
+    return f"{name}, {column}", (column_order, order)
+
+
+def pivot(records: list[EvalRecord], kind: PivotKind, where: PivotFilter = PivotFilter()) -> Pivot:
+    """Pool the admitted records into a methods × (track, labels) or methods × nets table."""
+    if kind not in PIVOT_KINDS:
+        raise VdcError(f"unknown table {kind!r}; choose one of {', '.join(PIVOT_KINDS)}")
+    chosen = [r for r in records if where.admits(r)]
+    if not chosen:
+        asked = ", ".join(f"{k}={v}" for k, v in vars(where).items()
+                          if v is not None and k != "official_only")
+        raise VdcError(f"no {'official ' if where.official_only else ''}result records match "
+                       f"{asked or 'the table'}")
+    datasets = {r.key.dataset for r in chosen}
+    versions = {r.key.protocol_version for r in chosen}
+    if len(datasets) > 1 or len(versions) > 1:
+        raise VdcError(f"records from {len(datasets)} data sets and {len(versions)} protocol "
+                       f"versions never share a table; pick one with --dataset")
+    # A column's wall time is read as "what one evaluation costs", so a nets table keeps to one
+    # track; a methods table compares methods on one net.
+    one_of = {"methods": ("net", "variant"), "nets": ("track", "variant")}[kind]
+    for axis in one_of:
+        values = {getattr(r.key, axis) for r in chosen}
+        if len(values) > 1:
+            raise VdcError(f"the {kind} table needs one {axis}, the records have "
+                           f"{', '.join(sorted(values))}; pick one with --{axis}")
+    row_of: Callable[[EvalRecord], tuple[str, tuple]] = (
+        _row_method if kind == "methods" else _row_method_track)
+    column_of: Callable[[EvalRecord], tuple[str, tuple]] = (
+        _column_methods if kind == "methods" else _column_nets)
+
+    pooled: dict[tuple[str, str], list[EvalRecord]] = {}
+    row_keys: dict[str, tuple] = {}
+    column_keys: dict[str, tuple] = {}
+    for record in chosen:
+        row, row_key = row_of(record)
+        column, column_key = column_of(record)
+        row_keys[row], column_keys[column] = row_key, column_key
+        pooled.setdefault((row, column), []).append(record)
+    cells = {at: PivotCell(top1=tuple(r.top1 for r in members),
+                           archives=len({r.key.archive_sha256 for r in members}),
+                           wall_seconds=tuple(r.wall_seconds for r in members))
+             for at, members in pooled.items()}
+    return Pivot(kind=kind, dataset=datasets.pop(),
+                 rows=tuple(sorted(row_keys, key=row_keys.__getitem__)),
+                 columns=tuple(sorted(column_keys, key=column_keys.__getitem__)), cells=cells)
