@@ -31,3 +31,31 @@ def test_shortened_teacher_run_is_reported_not_saved(protocol, tmp_path):
     assert sidecar["epochs_run"] == 1 and "sha256" not in sidecar
     assert list(tmp_path.iterdir()) == []
     assert 0.0 <= sidecar["val_top1"] <= 100.0
+
+
+def test_a_stopped_teacher_training_resumes_to_the_same_teacher(protocol, tmp_path):
+    import pytest
+
+    from vdcbench.methods.artifacts import ArtifactStore
+    from vdcbench.train.trainer import weights_sha256
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_first(done, total, loss):
+        if done == 1:
+            raise Stop
+
+    dataset = protocol.dataset("synthetic")
+    store = ArtifactStore(tmp_path / "resume")
+    tiny = dict(epochs=2, videos_per_class=2, output_dir=tmp_path / "teachers")
+    unbroken, unbroken_net = train_teacher(protocol, dataset, "minic3d", **tiny)
+    with pytest.raises(Stop):
+        train_teacher(protocol, dataset, "minic3d", resume_store=store,
+                      progress=stop_after_first, **tiny)
+    assert len(list((tmp_path / "resume").iterdir())) == 1
+    resumed, resumed_net = train_teacher(protocol, dataset, "minic3d", resume_store=store, **tiny)
+    assert weights_sha256(resumed_net) == weights_sha256(unbroken_net)
+    assert resumed["val_top1"] == unbroken["val_top1"]
+    assert resumed["train_iterations"] == unbroken["train_iterations"]
+    assert list((tmp_path / "resume").iterdir()) == []     # cleared once the run finished

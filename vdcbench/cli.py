@@ -116,12 +116,15 @@ def teacher_group() -> None:
 @click.option("--tiny", is_flag=True,
               help="Smoke preset: --epochs 1 --videos-per-class 2 unless given.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None)
+@click.option("--no-resume", is_flag=True,
+              help="Start from epoch 0 even if a stopped run of the same training left a "
+                   "checkpoint (kept per epoch in the cache).")
 @user_errors
 def teacher_train_cmd(dataset: str, net: str, device: str, epochs: int | None,
                       shuffle_frames: bool, videos_per_class: int | None, tiny: bool,
-                      json_path: Path | None) -> None:
+                      json_path: Path | None, no_resume: bool) -> None:
     """Train the protocol teacher of NET (any protocol net) on the full train split of DATASET."""
-    from vdcbench.teacher import train_teacher
+    from vdcbench.teacher import teacher_resume_store, train_teacher
     from vdcbench.data.datasets import resolve_dataset
     p = _protocol(None)
     ds = resolve_dataset(p, dataset)
@@ -134,7 +137,9 @@ def teacher_train_cmd(dataset: str, net: str, device: str, epochs: int | None,
         task = bar.add_task(f"teacher {net} on {dataset}", total=total, info="")
         sidecar, _ = train_teacher(
             p, ds, net, epochs=epochs, shuffle_frames=shuffle_frames, device=device,
-            videos_per_class=videos_per_class, progress=lambda e, n, loss: bar.update(task, completed=e, info=f"loss {loss:.3f}"))
+            videos_per_class=videos_per_class,
+            resume_store=None if no_resume else teacher_resume_store(),
+            progress=lambda e, n, loss: bar.update(task, completed=e, info=f"loss {loss:.3f}"))
     saved = "sha256" in sidecar
     out.print(f"teacher {net} on {dataset}: validation top-1 {sidecar['val_top1']:.1f}% "
               f"({sidecar['epochs_run']} epochs of recipe {recipe.name}, "
@@ -194,7 +199,9 @@ def run_baseline_cmd(name: str, dataset: str, ipc: int, frames: int | None, labe
     eval_seeds = _parse_seeds(seeds)
     if train_teacher:
         _ensure_teacher(p, track.dataset, "minic3d", device)
-    artifacts = ArtifactStore(cache_dir() / "artifacts" / name / dataset / track.id / f"seed{seed}")
+    # One store per (method, data set, seed), shared by its tracks: the keys name what a cached
+    # value depends on, so Forgetting's hour of training serves IPC 1, 5 and 10 alike.
+    artifacts = ArtifactStore(cache_dir() / "artifacts" / name / dataset / f"seed{seed}")
     started = time.perf_counter()
     report = []          # the progress bar's update, once the bar exists
     task = CondensationTask(p, track, label_strategy, seed, artifacts, device,
@@ -215,13 +222,14 @@ def run_baseline_cmd(name: str, dataset: str, ipc: int, frames: int | None, labe
 
 def _ensure_teacher(p, dataset, net: str, device: str) -> None:
     """Train and save the protocol teacher of ``net`` unless one is already found."""
-    from vdcbench.teacher import find_teacher, train_teacher
+    from vdcbench.teacher import find_teacher, teacher_resume_store, train_teacher
     if find_teacher(p, dataset.name, net) is not None:
         return
     recipe = p.teacher_recipe(dataset, net)
     with progress_bar() as bar:
         task = bar.add_task(f"teacher {net} on {dataset.name}", total=recipe.epochs, info="")
         sidecar, _ = train_teacher(p, dataset, net, recipe=recipe, device=device,
+                                   resume_store=teacher_resume_store(),
                                    progress=lambda e, n, loss: bar.update(task, completed=e,
                                                                           info=f"loss {loss:.3f}"))
     out.print(f"trained the {net} teacher on {dataset.name}: validation top-1 "

@@ -16,6 +16,7 @@ import platform
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -31,8 +32,12 @@ from vdcbench.models import build_net
 from vdcbench.models.flops import net_cost, training_gflops
 from vdcbench.protocol import Dataset, Protocol, TeacherRecipe
 from vdcbench.randomness import STREAM_INIT, torch_seed
+from vdcbench.train.checkpoint import FitCheckpoint
 from vdcbench.train.sources import VideoWindows
 from vdcbench.train.trainer import FitConfig, Trainer
+
+if TYPE_CHECKING:
+    from vdcbench.methods.artifacts import ArtifactStore
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "shipped" / "teachers"
 
@@ -91,6 +96,12 @@ def load_teacher(protocol: Protocol, dataset: Dataset, net: str, device: str = "
                    path=path)
 
 
+def teacher_resume_store() -> "ArtifactStore":
+    """Where an interrupted teacher training keeps its per-epoch state (in the cache)."""
+    from vdcbench.methods.artifacts import ArtifactStore
+    return ArtifactStore(cache_dir() / "teachers" / "resume")
+
+
 def teacher_fit_config(protocol: Protocol, dataset: Dataset, recipe: TeacherRecipe,
                        epochs: int | None = None) -> FitConfig:
     return FitConfig(
@@ -107,13 +118,15 @@ def train_teacher(protocol: Protocol, dataset: Dataset, net: str = "minic3d", *,
                   recipe: TeacherRecipe | None = None, epochs: int | None = None,
                   shuffle_frames: bool = False, device: str = "cpu", progress=None,
                   output_dir: Path | None = None, save: bool = True,
-                  videos_per_class: int | None = None) -> tuple[dict, nn.Module]:
+                  videos_per_class: int | None = None,
+                  resume_store: ArtifactStore | None = None) -> tuple[dict, nn.Module]:
     """Train a teacher on the full train split; return its sidecar (and save it when ``save``).
 
     ``epochs`` shortens the recipe and ``videos_per_class`` keeps the first videos of each class
     of both splits (tests and cost estimates only: such a teacher is never the protocol's);
     ``shuffle_frames`` is the temporal-order control; none of them is saved as the protocol
-    teacher.
+    teacher. With a ``resume_store`` the training is checkpointed there after every epoch and a
+    stopped run resumes where it left off (a ResNet teacher takes hours on a CPU).
     """
     recipe = recipe or protocol.teacher_recipe(dataset, net)
     config = teacher_fit_config(protocol, dataset, recipe, epochs)
@@ -129,7 +142,13 @@ def train_teacher(protocol: Protocol, dataset: Dataset, net: str = "minic3d", *,
     torch.manual_seed(torch_seed(recipe.seed, STREAM_INIT))
     model = build_net(protocol.net(net), dataset.num_classes)
     trainer = Trainer(model, config, source, seed=recipe.seed, device=device)
-    result = trainer.fit(validation, progress=progress)
+    checkpoint = None
+    if resume_store is not None:
+        run = (f"{dataset.name}-{net}-p{protocol.short_hash}-e{config.epochs}-s{recipe.seed}"
+               f"{'-shuffled' if shuffle_frames else ''}"
+               f"{f'-vpc{videos_per_class}' if videos_per_class is not None else ''}")
+        checkpoint = FitCheckpoint(resume_store, f"teacher-{run}-d{dataset_sha256(dataset)[:12]}")
+    result = trainer.fit(validation, progress=progress, checkpoint=checkpoint)
     cost = net_cost(protocol.net(net), dataset.num_classes, protocol.sampling.frames, dataset.crop)
     sidecar = {
         "kind": "vdcbench-teacher",
@@ -159,6 +178,8 @@ def train_teacher(protocol: Protocol, dataset: Dataset, net: str = "minic3d", *,
         folder = output_dir or (cache_dir() / "teachers")
         sidecar["sha256"] = _save_teacher(model, sidecar, folder,
                                           teacher_filename(protocol, dataset.name, net))
+    if checkpoint is not None:
+        checkpoint.clear()
     return sidecar, model
 
 

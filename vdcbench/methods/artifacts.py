@@ -39,6 +39,10 @@ class ArtifactStore:
     def has(self, key: str) -> bool:
         return self._path(key, ".bin").is_file() or self._path(key, ".safetensors").is_file()
 
+    def delete(self, key: str) -> None:
+        for suffix in (".bin", ".safetensors"):
+            self._path(key, suffix).unlink(missing_ok=True)
+
     def put_bytes(self, key: str, data: bytes) -> None:
         self._write(self._path(key, ".bin"), lambda tmp: Path(tmp).write_bytes(data))
 

@@ -3,6 +3,12 @@
 A method never reads the protocol TOML, chooses a path or seeds a global generator: the task
 gives it the track, the train split, the protocol teacher, keyed random generators, a device, a
 progress callback and an artifact store for anything it wants to keep between runs.
+
+The artifact store is the method's own, for one data set and condensation seed, and is shared by
+every track (IPC, frames) and label strategy: a key must name whatever its value depends on
+beyond those two (the track, the teacher's hash, the protocol hash), so that a cache is reused
+exactly where it is valid. ``vdcbench.train.checkpoint.FitCheckpoint`` keeps a long training
+there, resumable at each epoch.
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@ DeepCore ``forgetting.py`` counts them). Per class the most-forgotten videos are
 by a permutation from ``task.rng(label)``, and each is stored as its centred window,
 centre-cropped. The counts are cached in ``task.artifacts`` under a key naming the protocol, the
 epochs, the augmentation and the seed, so a rerun at another IPC or label strategy does not
-retrain.
+retrain; while it trains, the trainer's state is checkpointed there each epoch, so a stopped run
+resumes.
 
 Deviations from the reference (recorded in protocol/CHANGELOG.md):
 - The scoring net is MiniC3D under the protocol teacher recipe (60 epochs on ``synthetic``, 150
@@ -40,6 +41,7 @@ from vdcbench.data.splits import class_members
 from vdcbench.methods.features import centred_clips
 from vdcbench.models import build_net
 from vdcbench.randomness import STREAM_METHOD, torch_seed
+from vdcbench.train.checkpoint import FitCheckpoint
 from vdcbench.train.sources import StoredClips
 from vdcbench.train.trainer import FitConfig, Trainer
 
@@ -86,6 +88,16 @@ class _ObservingTrainer(Trainer):
         finally:
             self._batch = None
 
+    def state_dict(self) -> dict:
+        return {**super().state_dict(),
+                "last_correct": torch.from_numpy(self.counter.last_correct.copy()),
+                "events": torch.from_numpy(self.counter.events.copy())}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.counter.last_correct = state["last_correct"].numpy().copy()
+        self.counter.events = state["events"].numpy().copy()
+
     def loss(self, logits: torch.Tensor, labels: torch.Tensor, teacher: torch.Tensor | None):
         if self._batch is not None:
             correct = (logits.detach().argmax(dim=1) == labels).cpu().numpy()
@@ -100,13 +112,17 @@ def fixed_view_config(config: FitConfig) -> FitConfig:
 
 def count_forgetting(net: torch.nn.Module, clips: torch.Tensor, labels: torch.Tensor,
                      config: FitConfig, seed: int, device: str = "cpu",
-                     progress: Callable[[int, int, float], None] | None = None) -> np.ndarray:
-    """Train ``net`` on fixed ``clips`` under ``config``; forgetting events per clip."""
+                     progress: Callable[[int, int, float], None] | None = None,
+                     checkpoint: FitCheckpoint | None = None) -> np.ndarray:
+    """Train ``net`` on fixed ``clips`` under ``config``; forgetting events per clip.
+
+    With a ``checkpoint`` the training resumes where a stopped run left it, counts included.
+    """
     counter = ForgettingCounter(len(labels))
     trainer = _ObservingTrainer(net, config, StoredClips(clips, labels), seed=seed,
                                 device=device, counter=counter)
-    trainer.fit(None, progress=progress)
-    return counter.events
+    trainer.fit(None, progress=progress, checkpoint=checkpoint)
+    return trainer.counter.events
 
 
 class Forgetting(Method):
@@ -160,9 +176,13 @@ class Forgetting(Method):
         with torch.random.fork_rng():
             torch.manual_seed(torch_seed(task.seed, STREAM_METHOD))
             net = build_net(protocol.net("minic3d"), task.dataset.num_classes)
+            # An hour of training on a CPU: resumable, epoch by epoch, if the run is stopped.
+            resume = FitCheckpoint(task.artifacts, f"{key}-resume")
             events = count_forgetting(net, clips, split.labels, fit, task.seed, task.device,
                                       progress=lambda done, total, _: task.progress(done, total,
-                                                                                    "epochs"))
+                                                                                    "epochs"),
+                                      checkpoint=resume)
         task.artifacts.put_tensors(key, {"events": torch.from_numpy(events),
                                          "labels": split.labels.to(torch.int64)})
+        resume.clear()
         return events

@@ -12,6 +12,7 @@ import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -19,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vdcbench.data.splits import ValidationClips
+from vdcbench.train.checkpoint import FitCheckpoint
 from vdcbench.train.augment import Normalize, apply_crops, draw_crops, to_unit_float
 from vdcbench.train.losses import kl_divergence, mse_gt
 from vdcbench.randomness import (STREAM_CUTMIX, STREAM_SHUFFLE, STREAM_TORCH, rng_for,
@@ -208,13 +210,40 @@ class Trainer:
         self.optimizer.step()
         return float(loss.detach())
 
+    def state_dict(self) -> dict[str, Any]:
+        """What a resumed fit needs besides the epoch: subclasses add their own bookkeeping."""
+        return {"net": self.net.state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.net.load_state_dict(state["net"])
+        self.optimizer.load_state_dict(state["optimizer"])
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What must match for a checkpoint to belong to this fit (the key names the rest)."""
+        return {"epochs": self.config.epochs, "batch_size": self.config.batch_size,
+                "seed": self.seed, "clips": len(self.source)}
+
     def fit(self, validation: ValidationClips | None,
-            progress: Callable[[int, int, float], None] | None = None) -> FitResult:
-        """Train all epochs; score ``validation`` at ``eval_epochs`` and after the last epoch."""
+            progress: Callable[[int, int, float], None] | None = None,
+            checkpoint: FitCheckpoint | None = None) -> FitResult:
+        """Train all epochs; score ``validation`` at ``eval_epochs`` and after the last epoch.
+
+        With a ``checkpoint``, the state after every ``checkpoint.every`` epochs (and after the
+        last) is saved, and a fit that finds its own saved state resumes after that epoch. The
+        caller clears the checkpoint once it has stored the result.
+        """
         started = time.perf_counter()
         result = FitResult(final=Scores(float("nan"), float("nan")), by_epoch={})
         last = self.config.epochs - 1
-        for epoch in range(self.config.epochs):
+        first, elapsed = 0, 0.0
+        saved = checkpoint.load(self.fingerprint()) if checkpoint is not None else None
+        if saved is not None:
+            self.load_state_dict(saved["trainer"])
+            first, elapsed = saved["epoch"] + 1, saved["wall_seconds"]
+            result.losses = list(saved["losses"])
+            result.by_epoch = {e: Scores(*s) for e, s in saved["by_epoch"].items()}
+            result.iterations, result.clips = saved["iterations"], saved["clips"]
+        for epoch in range(first, self.config.epochs):
             self.start_epoch(epoch)
             for indices in self.batches(epoch):
                 result.losses.append(self.step(indices, epoch))
@@ -222,10 +251,17 @@ class Trainer:
                 result.clips += len(indices)
             if validation is not None and (epoch in self.config.eval_epochs or epoch == last):
                 result.by_epoch[epoch] = score(self.net, validation, self.normalize, self.device)
+            if checkpoint is not None and ((epoch + 1) % checkpoint.every == 0 or epoch == last):
+                checkpoint.save({
+                    "fingerprint": self.fingerprint(), "epoch": epoch,
+                    "trainer": self.state_dict(), "losses": result.losses,
+                    "by_epoch": {e: (s.top1, s.top5) for e, s in result.by_epoch.items()},
+                    "iterations": result.iterations, "clips": result.clips,
+                    "wall_seconds": elapsed + time.perf_counter() - started})
             if progress is not None:
                 progress(epoch + 1, self.config.epochs, result.losses[-1])
         if validation is not None:
             result.final = result.by_epoch[last]
-        result.wall_seconds = time.perf_counter() - started
+        result.wall_seconds = elapsed + time.perf_counter() - started
         result.weights_sha256 = weights_sha256(self.net)
         return result
