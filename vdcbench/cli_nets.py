@@ -1,10 +1,13 @@
-"""The ``nets`` command: every protocol net with its parameters and FLOPs at a track's input.
+"""The ``nets`` command: every protocol net with its parameters and FLOPs at a track's input;
+``step-throughput``: how fast each trains on a device.
 
 Attached to the main group by ``register(main)``; the same thin-shell rules as ``vdcbench.cli``.
 Needs no data: a net is built from the protocol's definition and the data set's class count.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import click
 from rich.table import Table
@@ -47,6 +50,85 @@ def nets_cmd(dataset: str, classes: int | None, version: int | None) -> None:
     out.print(table)
 
 
+def _int_list(text: str, what: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise VdcError(f"{what} must be a comma list of integers, not {text!r}") from None
+    if not values or min(values) < 1:
+        raise VdcError(f"{what} must be positive integers, not {text!r}")
+    return values
+
+
+@click.command("step-throughput")
+@click.option("--net", "nets", default="all", show_default=True,
+              help="A protocol net, a comma list, or all.")
+@click.option("--batch", "batches", default="10,100", show_default=True,
+              help="Batch sizes (IPC 1 and IPC 10 of a 10-class track: 10 and 100).")
+@click.option("--frames", type=int, default=8, show_default=True)
+@click.option("--crop", type=int, default=112, show_default=True)
+@click.option("--classes", type=int, default=101, show_default=True)
+@click.option("--precision", "precisions", default="float32,bf16", show_default=True,
+              help="float32 and/or bf16 (autocast).")
+@click.option("--device", default="cuda", show_default=True)
+@click.option("--steps", type=int, default=10, show_default=True, help="Timed steps per row.")
+@click.option("--warmup", type=int, default=3, show_default=True)
+@click.option("--peak-tflops", type=float, default=None,
+              help="The device's dense bf16 peak (known for H100/H200/A100/L40S/A10).")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None,
+              help="Also write the rows to this file.")
+@user_errors
+def step_throughput_cmd(nets: str, batches: str, frames: int, crop: int, classes: int,
+                        precisions: str, device: str, steps: int, warmup: int,
+                        peak_tflops: float | None, json_path: Path | None) -> None:
+    """Training-step speed of each net on DEVICE: clips/s, TFLOP/s, fraction of bf16 peak."""
+    import torch
+
+    from vdcbench.models.step_throughput import PRECISIONS, measure_step
+    from vdcbench.protocol import LATEST_VERSION, load_protocol
+    from vdcbench.results import write_json_atomic
+
+    p = load_protocol(LATEST_VERSION)
+    names = list(p.nets) if nets == "all" else [n.strip() for n in nets.split(",") if n.strip()]
+    specs = [p.net(name) for name in names]            # a misspelt net fails before any work
+    chosen = [v.strip() for v in precisions.split(",") if v.strip()]
+    for precision in chosen:
+        if precision not in PRECISIONS:
+            raise VdcError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
+    sizes = _int_list(batches, "--batch")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise VdcError(f"device {device!r} asked for, but torch sees no CUDA device")
+    if steps < 1 or warmup < 0:
+        raise VdcError("--steps must be at least 1 and --warmup at least 0")
+    table = Table("net", "batch", "precision", "ms / step", "clips / s", "TFLOP/s",
+                  "of bf16 peak", "peak GiB",
+                  title=f"training step on {device}: {frames}×{crop}² clips, {classes} classes")
+    rows = []
+    for spec in specs:
+        for batch in sizes:
+            for precision in chosen:
+                row = measure_step(spec, classes, batch, frames, crop, precision, device,
+                                   steps=steps, warmup=warmup, peak_tflops=peak_tflops)
+                rows.append(row.to_dict())
+                table.add_row(spec.name, str(batch), precision, f"{row.seconds_per_step * 1e3:.1f}",
+                              f"{row.clips_per_second:.1f}", f"{row.achieved_tflops:.2f}",
+                              "-" if row.fraction_of_peak is None else f"{row.fraction_of_peak:.1%}",
+                              "-" if row.peak_memory_gib is None else f"{row.peak_memory_gib:.1f}")
+                if json_path:      # rows land as they are measured: a cut-off run keeps them
+                    write_json_atomic(json_path, {"device_name": _device_name(device),
+                                                  "torch": torch.__version__, "rows": rows})
+    out.print(table)
+
+
+def _device_name(device: str) -> str:
+    import torch
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(device))
+    import platform
+    return platform.processor() or platform.machine()
+
+
 def register(main_group: click.Group) -> None:
-    """Attach the ``nets`` command to the ``vdcbench`` group."""
+    """Attach the ``nets`` and ``step-throughput`` commands to the ``vdcbench`` group."""
     main_group.add_command(nets_cmd)
+    main_group.add_command(step_throughput_cmd)
