@@ -146,3 +146,11 @@ def test_unknown_net_name():
         build_net(fake, 10)
     with pytest.raises(UnknownNameError):
         P.net("minic4d")
+
+
+def test_a_typed_prefix_is_suggested_before_a_longer_lookalike():
+    # difflib alone ranks 'minic3d' level with 'i3d_r18' for 'i3d'; the unique prefix wins.
+    with pytest.raises(UnknownNameError, match=r"unknown net 'i3d'; did you mean 'i3d_r18'\?"):
+        P.net("i3d")
+    with pytest.raises(UnknownNameError, match=r"did you mean 'minic3d'\?"):
+        P.net("minic4d")
