@@ -292,7 +292,7 @@ def test_rded_end_to_end_stores_the_lowest_loss_candidate_of_the_class(protocol,
     condensed = RDED(RDED.config_from_strings({"mipc": "4", "num_crop": "2"})).condense(task)
     _check_set(condensed, "rded")
     assert condensed.method.config == {"mipc": 4, "num_crop": 2, "factor": 1, "batch_size": 50,
-                                       "teacher": "minic3d"}
+                                       "teacher": "minic3d", "min_scale": 0.08}
     # Rebuild class 2's eight candidates from the task's generators and score them all.
     split, label = task.train, 2
     members = torch.nonzero(split.labels == label).flatten().numpy()
@@ -347,3 +347,18 @@ def test_rded_refuses_mipc_below_what_it_keeps_and_a_factor_that_does_not_divide
         RDED(RDED.Config(factor=3)).condense(_task(protocol, tmp_path))
     with pytest.raises(VdcError, match="num_crop must be at least 1"):
         RDED.config_from_strings({"num_crop": "0"})
+
+
+def test_rded_min_scale_one_scores_whole_frames_and_bad_values_are_refused(protocol, tmp_path):
+    from vdcbench.methods.rded import draw_candidates
+    task = _task(protocol, tmp_path)
+    drawn = np.arange(6)
+    whole = draw_candidates(task, 0, drawn, window_starts(32, 1, 8, 3), 64, 64, min_scale=1.0)
+    assert (whole.boxes == np.array([0, 0, 64, 64])).all()
+    reference = draw_candidates(task, 0, drawn, window_starts(32, 1, 8, 3), 64, 64)
+    areas = reference.boxes[..., 2] * reference.boxes[..., 3] / 64 ** 2
+    assert areas.min() >= 0.08 - 0.01 and areas.min() < 0.9   # the trainer's 0.08-1 draws
+    assert RDED.config_from_strings({"min_scale": "1"}).min_scale == 1.0
+    for bad in ("0", "1.5"):
+        with pytest.raises(VdcError, match="min_scale must be in"):
+            RDED.config_from_strings({"min_scale": bad})

@@ -25,6 +25,8 @@ Deviations from the reference (recorded in protocol/CHANGELOG.md):
 - Stored as uint8 (the reference writes JPEG frames, a lossy 8-bit encoding).
 - Kinetics-400's study values are ``mipc=100 num_crop=10``; the defaults are the UCF101, HMDB51
   (and ``synthetic``) values 70 and 5.
+- ``min_scale`` (default 0.08, the reference's) is a key of ours for ablations: 1.0 keeps whole
+  frames (only the flip and the window vary).
 """
 
 from __future__ import annotations
@@ -181,11 +183,14 @@ def select_class(net: nn.Module, videos: VideoSplit | torch.Tensor, label: int,
 
 
 def draw_candidates(task: CondensationTask, label: int, drawn: np.ndarray, starts: np.ndarray,
-                    height: int, width: int, intervals: np.ndarray | None = None) -> Candidates:
+                    height: int, width: int, intervals: np.ndarray | None = None,
+                    min_scale: float | None = None) -> Candidates:
     """Each (video, window) of a class gets its own crop and flip, keyed by (label, video, window).
 
-    ``starts`` is (M,) when every video shares its windows, or (V, M) per drawn video."""
+    ``starts`` is (M,) when every video shares its windows, or (V, M) per drawn video. The crop
+    area is drawn from (``min_scale``, the trainer's maximum); None: the trainer's scale."""
     trainer, hflip = task.protocol.trainer, task.dataset.hflip
+    scale = trainer.crop_scale if min_scale is None else (min_scale, trainer.crop_scale[1])
     starts = np.asarray(starts, dtype=np.int64)
     starts = np.tile(starts, (len(drawn), 1)) if starts.ndim == 1 else starts
     windows = starts.shape[1]
@@ -194,8 +199,8 @@ def draw_candidates(task: CondensationTask, label: int, drawn: np.ndarray, start
     for row, video in enumerate(drawn):
         for window in range(windows):
             rng = task.rng(label, int(video), window)
-            boxes[row, window] = random_resized_crop_box(rng, height, width,
-                                                         trainer.crop_scale, trainer.crop_ratio)
+            boxes[row, window] = random_resized_crop_box(rng, height, width, scale,
+                                                         trainer.crop_ratio)
             flips[row, window] = hflip and bool(rng.integers(0, 2))
     return Candidates(video_ids=np.asarray(drawn), starts=starts, boxes=boxes, flips=flips,
                       intervals=None if intervals is None else np.asarray(intervals, np.int64))
@@ -213,11 +218,16 @@ class RDED(Method):
         factor: int = 1         # views per side tiled into one instance; 1 = no stitching
         batch_size: int = 50    # views per teacher forward
         teacher: str = "minic3d"  # the protocol net whose teacher scores (any evaluation net)
+        # Smallest crop area, as a fraction of the frame: the reference's RandomResizedCrop
+        # (and the trainer's) 0.08; 1.0 scores and stores whole frames (an ablation).
+        min_scale: float = 0.08
 
         def __post_init__(self) -> None:
             for key in ("mipc", "num_crop", "factor", "batch_size"):
                 if getattr(self, key) < 1:
                     raise VdcError(f"rded {key} must be at least 1, not {getattr(self, key)}")
+            if not 0.0 < self.min_scale <= 1.0:
+                raise VdcError(f"rded min_scale must be in (0, 1], not {self.min_scale}")
 
     def condense(self, task: CondensationTask) -> CondensedSet:
         started = time.perf_counter()
@@ -250,7 +260,8 @@ class RDED(Method):
                                  dtype=np.int64)
             starts = np.stack([window_starts(int(split.lengths[int(v)]), int(step), spec.frames,
                                              cfg.num_crop) for v, step in zip(drawn, intervals)])
-            candidates = draw_candidates(task, label, drawn, starts, height, width, intervals)
+            candidates = draw_candidates(task, label, drawn, starts, height, width, intervals,
+                                         cfg.min_scale)
             chosen = select_class(net, split, label, candidates, per_class, spec,
                                   normalize, cfg.batch_size, task.device)
             instances.append(chosen.views if factor == 1 else stitch(chosen.views, ipc, factor))
