@@ -38,7 +38,7 @@ ENTRY_VERSION = 1
 ENTRY_FILE = "entry.json"
 SCHEMA_PATH = PROTOCOL_DIR / "schemas" / "entry.schema.json"
 # Folders of submissions/ that are not data sets.
-RESERVED_DIRS = ("records", "archives")
+RESERVED_DIRS = ("records", "archives", "ablations")
 RANDOM_METHOD = "random"
 
 _SLUG = re.compile(r"[^a-z0-9_.-]+")
