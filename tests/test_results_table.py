@@ -111,3 +111,11 @@ def test_cli_prints_the_markdown_methods_table_and_refuses_a_mixed_nets_table(tm
     assert refused.output.strip().splitlines() == [
         "error: the nets table needs one track, the records have ipc1-t8, ipc10-t8, ipc5-t8; "
         "pick one with --track"]
+
+
+def test_method_filter_keeps_the_named_rows_and_names_itself_when_nothing_matches():
+    table = pivot(_table6_records(), "nets",
+                  PivotFilter(track="ipc1-t8", label_strategy="hard", methods=("rded",)))
+    assert table.rows == ("rded, IPC 1 hard",)
+    with pytest.raises(VdcError, match="match methods=herding,kcenter"):
+        pivot(_table6_records(), "nets", PivotFilter(methods=("herding", "kcenter")))

@@ -244,6 +244,7 @@ def _ensure_teacher(p, dataset, net: str, device: str) -> None:
               help="cells: one row per archive × net × labels; methods: methods × (IPC, labels), "
                    "as the study's Table 6; nets: methods × evaluation nets, as its Table 7.")
 @click.option("--dataset", default=None, help="Only this data set (a table holds one).")
+@click.option("--method", "methods", default=None, help="Only these methods (a comma list).")
 @click.option("--net", default=None,
               help="Only this evaluation net (the methods table defaults to minic3d).")
 @click.option("--labels", "label_strategy", default=None, help="Only this label strategy.")
@@ -253,9 +254,9 @@ def _ensure_teacher(p, dataset, net: str, device: str) -> None:
               help="Only condensed sets made with this seed (one set per method).")
 @click.option("--markdown", is_flag=True, help="Print the methods or nets table as Markdown.")
 @user_errors
-def results_cmd(folder: Path, table_kind: str, dataset: str | None, net: str | None,
-                label_strategy: str | None, track: str | None, variant: str | None,
-                condensation_seed: int | None, markdown: bool) -> None:
+def results_cmd(folder: Path, table_kind: str, dataset: str | None, methods: str | None,
+                net: str | None, label_strategy: str | None, track: str | None,
+                variant: str | None, condensation_seed: int | None, markdown: bool) -> None:
     """Aggregate the result records under FOLDER: mean ± std over seeds per cell."""
     from vdcbench.results import load_records
     records = load_records(folder)
@@ -267,7 +268,9 @@ def results_cmd(folder: Path, table_kind: str, dataset: str | None, net: str | N
     from vdcbench.results_table import PivotFilter, pivot
     if table_kind == "methods" and net is None:
         net = "minic3d"
-    where = PivotFilter(dataset=dataset, net=net, label_strategy=label_strategy, track=track,
+    chosen = None if methods is None else tuple(m.strip() for m in methods.split(",") if m.strip())
+    where = PivotFilter(dataset=dataset, methods=chosen, net=net,
+                        label_strategy=label_strategy, track=track,
                         variant=variant, condensation_seed=condensation_seed,
                         official_only=variant in (None, "official"))
     table = pivot(records, table_kind, where)

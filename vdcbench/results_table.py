@@ -31,6 +31,7 @@ class PivotFilter:
     """Which records a table draws from; ``None`` means any."""
 
     dataset: str | None = None
+    methods: tuple[str, ...] | None = None   # rows to keep, by method name
     net: str | None = None                   # the methods table needs exactly one
     label_strategy: str | None = None
     track: str | None = None
@@ -41,6 +42,7 @@ class PivotFilter:
     def admits(self, record: EvalRecord) -> bool:
         k = record.key
         return ((self.dataset is None or k.dataset == self.dataset)
+                and (self.methods is None or record.method.get("name") in self.methods)
                 and (self.net is None or k.net == self.net)
                 and (self.label_strategy is None or k.label_strategy == self.label_strategy)
                 and (self.track is None or k.track == self.track)
@@ -139,8 +141,8 @@ def pivot(records: list[EvalRecord], kind: PivotKind, where: PivotFilter = Pivot
         raise VdcError(f"unknown table {kind!r}; choose one of {', '.join(PIVOT_KINDS)}")
     chosen = [r for r in records if where.admits(r)]
     if not chosen:
-        asked = ", ".join(f"{k}={v}" for k, v in vars(where).items()
-                          if v is not None and k != "official_only")
+        asked = ", ".join(f"{k}={','.join(v) if isinstance(v, tuple) else v}"
+                          for k, v in vars(where).items() if v is not None and k != "official_only")
         raise VdcError(f"no {'official ' if where.official_only else ''}result records match "
                        f"{asked or 'the table'}")
     datasets = {r.key.dataset for r in chosen}
