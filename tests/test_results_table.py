@@ -119,3 +119,25 @@ def test_method_filter_keeps_the_named_rows_and_names_itself_when_nothing_matche
     assert table.rows == ("rded, IPC 1 hard",)
     with pytest.raises(VdcError, match="match methods=herding,kcenter"):
         pivot(_table6_records(), "nets", PivotFilter(methods=("herding", "kcenter")))
+
+
+def test_full_data_row_comes_first_and_only_for_the_tables_columns():
+    table = pivot(_table6_records(), "nets", PivotFilter(track="ipc1-t8", label_strategy="hard"))
+    table = table.with_full_data({"minic3d": 75.7, "slowonly_r18": 60.0})   # not a column here
+    lines = table.to_markdown("synthetic").splitlines()
+    assert lines[2] == "| full train split (protocol teacher) | 75.7 (n 1) | – |"
+    assert table.full_data == {"minic3d": 75.7}
+
+
+def test_cli_methods_table_reads_the_shipped_teachers_full_data_row(tmp_path, protocol):
+    import json
+
+    from vdcbench.teacher import find_teacher
+    sidecar = json.loads(find_teacher(protocol, "synthetic", "minic3d").with_suffix(".json").read_text())
+    expected = f"{sidecar['val_top1']:.1f} (n 1)"
+    for record in _table6_records():
+        record.to_disk(tmp_path)
+    shown = CliRunner().invoke(main, ["results", str(tmp_path), "--table", "methods", "--markdown"])
+    assert shown.exit_code == 0, shown.output
+    row = [l for l in shown.output.splitlines() if l.startswith("| full train split")]
+    assert len(row) == 1 and row[0].count(expected) == 4      # one per column

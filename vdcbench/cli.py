@@ -274,6 +274,8 @@ def results_cmd(folder: Path, table_kind: str, dataset: str | None, methods: str
                         variant=variant, condensation_seed=condensation_seed,
                         official_only=variant in (None, "official"))
     table = pivot(records, table_kind, where)
+    nets = {c: net for c in table.columns} if table_kind == "methods" else {c: c for c in table.columns}
+    table = table.with_full_data(_teacher_top1(table.protocol_version, table.dataset, nets))
     corner = f"{table.dataset}, {net}" if table_kind == "methods" else table.dataset
     if markdown:
         out.print(table.to_markdown(corner), markup=False, highlight=False, soft_wrap=True)
@@ -281,12 +283,24 @@ def results_cmd(folder: Path, table_kind: str, dataset: str | None, methods: str
     view = Table(corner, *table.columns,
                  caption="top-1 % (final epoch), mean ± std over n records; "
                          "'sets': condensed sets pooled")
-    for row in table.rows:
-        view.add_row(row, *(table.cells[(row, c)].text() if (row, c) in table.cells else "-"
-                            for c in table.columns))
-    view.add_row("wall s / evaluation", *("-" if (w := table.column_wall_seconds(c)) is None
-                                          else f"{w:.0f}" for c in table.columns))
+    for name, texts in table.row_texts():
+        view.add_row(name, *texts)
     out.print(view)
+
+
+def _teacher_top1(version: int, dataset: str, nets: dict[str, str]) -> dict[str, float]:
+    """Validation top-1 of each column's protocol teacher, where one is trained (else absent)."""
+    import json
+
+    from vdcbench.protocol import load_protocol
+    from vdcbench.teacher import find_teacher
+    protocol = load_protocol(version)
+    found = {}
+    for column, net in nets.items():
+        path = find_teacher(protocol, dataset, net)
+        if path is not None:
+            found[column] = float(json.loads(path.with_suffix(".json").read_text())["val_top1"])
+    return found
 
 
 def _print_cells(records) -> None:

@@ -14,9 +14,10 @@ variant, because that is what is ranked.
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
-from dataclasses import dataclass
-from typing import Callable, Literal
+from dataclasses import dataclass, field
+from typing import Callable, ClassVar, Literal
 
 from vdcbench.errors import VdcError
 from vdcbench.results import EvalRecord
@@ -83,9 +84,32 @@ class Pivot:
 
     kind: PivotKind
     dataset: str
+    protocol_version: int
     rows: tuple[str, ...]
     columns: tuple[str, ...]
     cells: dict[tuple[str, str], PivotCell]
+    # The full train split's top-1 per column (a net's protocol teacher), shown as the first row:
+    # the ceiling a condensed set is read against. Filled by the caller, who can find teachers.
+    full_data: dict[str, float] = field(default_factory=dict)
+
+    FULL_DATA_ROW: ClassVar[str] = "full train split (protocol teacher)"
+
+    def with_full_data(self, values: dict[str, float]) -> "Pivot":
+        return dataclasses.replace(self, full_data={c: v for c, v in values.items()
+                                                    if c in self.columns})
+
+    def row_texts(self) -> list[tuple[str, list[str]]]:
+        """Every row as printed: the full-data row (when known), the methods, the wall times."""
+        rows = []
+        if self.full_data:
+            rows.append((self.FULL_DATA_ROW, [f"{self.full_data[c]:.1f} (n 1)" if c in self.full_data
+                                              else "–" for c in self.columns]))
+        for row in self.rows:
+            rows.append((row, [self.cells[(row, c)].text() if (row, c) in self.cells else "–"
+                               for c in self.columns]))
+        walls = [self.column_wall_seconds(c) for c in self.columns]
+        rows.append(("wall s / evaluation", ["–" if w is None else f"{w:.0f}" for w in walls]))
+        return rows
 
     def column_wall_seconds(self, column: str) -> float | None:
         """Mean wall time of one evaluation (one record) in a column: what a column costs a seed."""
@@ -95,13 +119,7 @@ class Pivot:
     def to_markdown(self, corner: str) -> str:
         lines = [f"| {corner} | " + " | ".join(self.columns) + " |",
                  "|---" * (len(self.columns) + 1) + "|"]
-        for row in self.rows:
-            cells = [self.cells[(row, c)].text() if (row, c) in self.cells else "–"
-                     for c in self.columns]
-            lines.append(f"| {row} | " + " | ".join(cells) + " |")
-        walls = [self.column_wall_seconds(c) for c in self.columns]
-        lines.append("| wall s / evaluation | "
-                     + " | ".join("–" if w is None else f"{w:.0f}" for w in walls) + " |")
+        lines += [f"| {name} | " + " | ".join(texts) + " |" for name, texts in self.row_texts()]
         return "\n".join(lines)
 
 
@@ -175,6 +193,6 @@ def pivot(records: list[EvalRecord], kind: PivotKind, where: PivotFilter = Pivot
                            archives=len({r.key.archive_sha256 for r in members}),
                            wall_seconds=tuple(r.wall_seconds for r in members))
              for at, members in pooled.items()}
-    return Pivot(kind=kind, dataset=datasets.pop(),
+    return Pivot(kind=kind, dataset=datasets.pop(), protocol_version=versions.pop(),
                  rows=tuple(sorted(row_keys, key=row_keys.__getitem__)),
                  columns=tuple(sorted(column_keys, key=column_keys.__getitem__)), cells=cells)
