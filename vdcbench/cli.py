@@ -290,16 +290,14 @@ def results_cmd(folder: Path, table_kind: str, dataset: str | None, methods: str
 
 def _teacher_top1(version: int, dataset: str, nets: dict[str, str]) -> dict[str, float]:
     """Validation top-1 of each column's protocol teacher, where one is trained (else absent)."""
-    import json
-
     from vdcbench.protocol import load_protocol
-    from vdcbench.teacher import find_teacher
+    from vdcbench.teacher import find_teacher, teacher_sidecar
     protocol = load_protocol(version)
     found = {}
     for column, net in nets.items():
         path = find_teacher(protocol, dataset, net)
         if path is not None:
-            found[column] = float(json.loads(path.with_suffix(".json").read_text())["val_top1"])
+            found[column] = float(teacher_sidecar(path)["val_top1"])
     return found
 
 

@@ -84,7 +84,7 @@ def step_throughput_cmd(nets: str, batches: str, frames: int, crop: int, classes
     """Training-step speed of each net on DEVICE: clips/s, TFLOP/s, fraction of bf16 peak."""
     import torch
 
-    from vdcbench.models.step_throughput import PRECISIONS, measure_step
+    from vdcbench.models.step_throughput import measure_step, option_problem
     from vdcbench.protocol import LATEST_VERSION, load_protocol
     from vdcbench.results import write_json_atomic
 
@@ -92,14 +92,14 @@ def step_throughput_cmd(nets: str, batches: str, frames: int, crop: int, classes
     names = list(p.nets) if nets == "all" else [n.strip() for n in nets.split(",") if n.strip()]
     specs = [p.net(name) for name in names]            # a misspelt net fails before any work
     chosen = [v.strip() for v in precisions.split(",") if v.strip()]
-    for precision in chosen:
-        if precision not in PRECISIONS:
-            raise VdcError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
+    if not chosen:
+        raise VdcError(f"--precision {precisions!r} names no precision")
+    for precision in chosen:      # every option is checked before the first (slow) row
+        if (problem := option_problem(precision, steps, warmup)) is not None:
+            raise VdcError(problem)
     sizes = _int_list(batches, "--batch")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise VdcError(f"device {device!r} asked for, but torch sees no CUDA device")
-    if steps < 1 or warmup < 0:
-        raise VdcError("--steps must be at least 1 and --warmup at least 0")
     table = Table("net", "batch", "precision", "ms / step", "clips / s", "TFLOP/s",
                   "of bf16 peak", "peak GiB",
                   title=f"training step on {device}: {frames}×{crop}² clips, {classes} classes")

@@ -76,6 +76,11 @@ def find_teacher(protocol: Protocol, dataset: str, net: str) -> Path | None:
     return None
 
 
+def teacher_sidecar(path: Path) -> dict:
+    """The JSON sidecar of the teacher weights at ``path`` (as ``find_teacher`` returns it)."""
+    return json.loads(path.with_suffix(".json").read_text())
+
+
 def load_teacher(protocol: Protocol, dataset: Dataset, net: str, device: str = "cpu") -> Teacher:
     path = find_teacher(protocol, dataset.name, net)
     if path is None:
@@ -83,7 +88,7 @@ def load_teacher(protocol: Protocol, dataset: Dataset, net: str, device: str = "
                        f"v{protocol.version} ({protocol.short_hash}); train it with "
                        f"`vdcbench teacher train --dataset {dataset.name} --net {net}` (or pass "
                        f"--train-teacher to run-baseline)")
-    sidecar = json.loads(path.with_suffix(".json").read_text())
+    sidecar = teacher_sidecar(path)
     sha = file_sha256(path)
     if sidecar.get("sha256") != sha:
         raise VdcError(f"teacher {path} does not match the sha256 in its sidecar; retrain it")
@@ -142,19 +147,20 @@ def train_teacher(protocol: Protocol, dataset: Dataset, net: str = "minic3d", *,
     torch.manual_seed(torch_seed(recipe.seed, STREAM_INIT))
     model = build_net(protocol.net(net), dataset.num_classes)
     trainer = Trainer(model, config, source, seed=recipe.seed, device=device)
+    data_sha256 = dataset_sha256(dataset)
     checkpoint = None
     if resume_store is not None:
         run = (f"{dataset.name}-{net}-p{protocol.short_hash}-e{config.epochs}-s{recipe.seed}"
                f"{'-shuffled' if shuffle_frames else ''}"
                f"{f'-vpc{videos_per_class}' if videos_per_class is not None else ''}")
-        checkpoint = FitCheckpoint(resume_store, f"teacher-{run}-d{dataset_sha256(dataset)[:12]}")
+        checkpoint = FitCheckpoint(resume_store, f"teacher-{run}-d{data_sha256[:12]}")
     result = trainer.fit(validation, progress=progress, checkpoint=checkpoint)
     cost = net_cost(protocol.net(net), dataset.num_classes, protocol.sampling.frames, dataset.crop)
     sidecar = {
         "kind": "vdcbench-teacher",
         "net": net,
         "dataset": dataset.name,
-        "dataset_sha256": dataset_sha256(dataset),
+        "dataset_sha256": data_sha256,
         "protocol": {"version": protocol.version, "sha256": protocol.sha256},
         "recipe": {k: v for k, v in dataclasses.asdict(recipe).items()},
         "epochs_run": config.epochs,

@@ -67,6 +67,15 @@ def known_peak_tflops(device: torch.device) -> float | None:
     return None
 
 
+def option_problem(precision: str, steps: int, warmup: int) -> str | None:
+    """What is wrong with a measurement's options, or None: one rule for the API and the CLI."""
+    if precision not in PRECISIONS:
+        return f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}"
+    if steps < 1 or warmup < 0:
+        return "steps must be at least 1 and warmup at least 0"
+    return None
+
+
 def _synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -76,10 +85,9 @@ def measure_step(spec: NetSpec, num_classes: int, batch: int, frames: int, crop:
                  precision: str, device: torch.device | str, steps: int = 10, warmup: int = 3,
                  peak_tflops: float | None = None, seed: int = 0) -> StepThroughput:
     """Time ``steps`` training steps of ``spec`` on random clips, after ``warmup`` untimed ones."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
-    if steps < 1 or warmup < 0:
-        raise ValueError("steps must be at least 1 and warmup at least 0")
+    problem = option_problem(precision, steps, warmup)
+    if problem is not None:
+        raise ValueError(problem)
     device = torch.device(device)
     torch.manual_seed(seed)
     net = build_net(spec, num_classes).to(device).train()
