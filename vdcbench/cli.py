@@ -166,12 +166,17 @@ def teacher_train_cmd(dataset: str, net: str, device: str, epochs: int | None,
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--evaluate", "then_evaluate", is_flag=True, help="Score the archive straight away.")
 @click.option("--seeds", default="0,1,2", show_default=True, help="Evaluation seeds (with --evaluate).")
+@click.option("--net", default="minic3d", show_default=True,
+              help="Evaluation net(s) (with --evaluate): a name, a comma list, or all.")
+@click.option("--results-dir", type=click.Path(path_type=Path), default=None,
+              help="Where per-seed records go (with --evaluate; default: the vdcbench cache).")
 @click.option("--train-teacher", is_flag=True,
               help="Train the data set's MiniC3D protocol teacher first if it is not there yet.")
 @user_errors
 def run_baseline_cmd(name: str, dataset: str, ipc: int, frames: int | None, label_strategy: str,
                      seed: int, output: Path | None, overwrite: bool, settings: tuple[str, ...],
-                     device: str, then_evaluate: bool, seeds: str, train_teacher: bool) -> None:
+                     device: str, then_evaluate: bool, seeds: str, net: str,
+                     results_dir: Path | None, train_teacher: bool) -> None:
     """Condense DATASET with the method NAME and write a submission archive."""
     from vdcbench.archive import write_archive
     from vdcbench.methods import CondensationTask, get_method
@@ -197,6 +202,11 @@ def run_baseline_cmd(name: str, dataset: str, ipc: int, frames: int | None, labe
     if output.exists() and not overwrite:
         raise VdcError(f"{output} exists; pass --overwrite to replace it")
     eval_seeds = _parse_seeds(seeds)
+    if not then_evaluate and (results_dir is not None or net != "minic3d"):
+        raise VdcError("--net and --results-dir apply to the evaluation: add --evaluate")
+    if then_evaluate:
+        from vdcbench.evaluate import parse_nets
+        parse_nets(p, net)      # an unknown net fails before the condensation, not after it
     if train_teacher:
         _ensure_teacher(p, track.dataset, "minic3d", device)
     # One store per (method, data set, seed), shared by its tracks: the keys name what a cached
@@ -217,7 +227,7 @@ def run_baseline_cmd(name: str, dataset: str, ipc: int, frames: int | None, labe
     out.print(f"wrote {output} ({output.stat().st_size / 1e6:.2f} MB, sha256 {sha[:12]}) in "
               f"{time.perf_counter() - started:.1f} s")
     if then_evaluate:
-        _evaluate(output, eval_seeds, "minic3d", "official", device, None, None, None)
+        _evaluate(output, eval_seeds, net, "official", device, None, results_dir, None)
 
 
 def _ensure_teacher(p, dataset, net: str, device: str) -> None:
