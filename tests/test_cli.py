@@ -31,6 +31,10 @@ def test_run_baseline_validate_evaluate_and_resume(tmp_path):
     data = json.loads(summary.read_text())
     assert data["summary"]["n"] == 2 and len(list(records.rglob("seed*.json"))) == 2
     assert all(not r["official"] and r["iterations"] == 2 for r in data["records"])
+    # Each record carries the method's settings, so tables can tell two settings apart.
+    from vdcbench.archive import read_archive
+    config = dict(read_archive(archive).condensed.method.config)
+    assert all(r["method"]["config"] == config for r in data["records"])
     # A rerun reuses the records instead of training again.
     again = _run(*args)
     assert again.exit_code == 0 and again.output.count("reusing record") == 2

@@ -16,12 +16,14 @@ from vdcbench.results_table import PivotFilter, pivot
 def _record(method: str, top1: float, *, seed: int = 0, track: str = "ipc1-t8",
             labels: str = "hard", net: str = "minic3d", archive: str = "a" * 64,
             condensation_seed: int = 0, wall: float = 100.0, variant: str = "official",
-            dataset: str = "synthetic") -> EvalRecord:
+            dataset: str = "synthetic", config: dict | None = None) -> EvalRecord:
     key = RecordKey(archive_sha256=archive, protocol_version=1, protocol_sha256="p" * 64,
                     dataset=dataset, dataset_sha256="d" * 64, track=track, label_strategy=labels,
                     variant=variant, net=net, teacher_sha256=None, seed=seed)
-    return EvalRecord(key=key, method={"name": method, "kind": "selection",
-                                       "seed": condensation_seed},
+    method_info = {"name": method, "kind": "selection", "seed": condensation_seed}
+    if config is not None:
+        method_info["config"] = config
+    return EvalRecord(key=key, method=method_info,
                       top1=top1, top5=90.0, reference_best_top1=None,
                       official=variant == "official", epochs=300, iterations=300, batch_size=10,
                       wall_seconds=wall, device="cpu", weights_sha256="w" * 64, final_loss=0.1,
@@ -141,3 +143,26 @@ def test_cli_methods_table_reads_the_shipped_teachers_full_data_row(tmp_path, pr
     assert shown.exit_code == 0, shown.output
     row = [l for l in shown.output.splitlines() if l.startswith("| full train split")]
     assert len(row) == 1 and row[0].count(expected) == 4      # one per column
+
+
+def test_one_method_run_with_other_settings_gets_a_row_of_its_own():
+    records = [
+        # An older record without a config reads as the registered defaults (min_scale 0.08).
+        _record("rded", 18.0, archive="c0" * 32),
+        _record("rded", 22.0, archive="c1" * 32, condensation_seed=1,
+                config={"mipc": 70, "num_crop": 5, "min_scale": 0.08}),
+        _record("rded", 27.0, archive="w0" * 32, config={"mipc": 70, "num_crop": 5, "min_scale": 1.0}),
+        _record("random", 15.0, archive="r" * 64, config={}),
+        # A method not installed here: its settings are compared among its own records only.
+        _record("elsewhere", 30.0, archive="e0" * 32, config={"steps": 10}),
+        _record("elsewhere", 31.0, archive="e1" * 32, config={"steps": 20}),
+    ]
+    table = pivot(records, "methods", PivotFilter(net="minic3d"))
+    assert table.rows == ("random", "elsewhere (steps=10)", "elsewhere (steps=20)",
+                          "rded (min_scale=0.08)", "rded (min_scale=1.0)")
+    defaults = table.cells[("rded (min_scale=0.08)", "IPC 1 hard")]
+    assert defaults.n == 2 and defaults.archives == 2 and defaults.mean == pytest.approx(20.0)
+    assert table.cells[("rded (min_scale=1.0)", "IPC 1 hard")].text() == "27.0 ± 0.0 (n 1)"
+    # One setting throughout: the row is just the method's name.
+    alone = pivot(records[:2], "methods", PivotFilter(net="minic3d"))
+    assert alone.rows == ("rded",) and alone.cells[("rded", "IPC 1 hard")].n == 2

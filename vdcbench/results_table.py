@@ -15,6 +15,7 @@ variant, because that is what is ranked.
 from __future__ import annotations
 
 import dataclasses
+import json
 import statistics
 from dataclasses import dataclass, field
 from typing import Callable, ClassVar, Literal
@@ -141,14 +142,48 @@ def _column_nets(record: EvalRecord) -> tuple[str, tuple]:
     return net, (net != "minic3d", net)      # the protocol's own net first
 
 
-def _row_method(record: EvalRecord) -> tuple[str, tuple]:
+def _config_defaults(name: str) -> dict:
+    """The registered method's default settings, as a manifest records them ({} if unknown)."""
+    from vdcbench.methods import get_method
+    try:
+        config = get_method(name).Config()
+    except VdcError:          # a plugin that is not installed here: its records still tabulate
+        return {}
+    return json.loads(json.dumps(dataclasses.asdict(config))) if dataclasses.is_dataclass(config) else {}
+
+
+def method_settings(records: list[EvalRecord]) -> dict[int, str]:
+    """For each record (by ``id``), the settings that set it apart from other records of its method.
+
+    One method run with different ``--set`` values is two rows of a table, never one pooled
+    row: ``rded (min_scale=1)`` beside ``rded (min_scale=0.08)``. A key an older archive does not
+    record is read as the registered default (a new key keeps the old behaviour by default).
+    """
+    by_method: dict[str, list[EvalRecord]] = {}
+    for record in records:
+        by_method.setdefault(record.method.get("name", "unknown"), []).append(record)
+    labels: dict[int, str] = {}
+    for name, members in by_method.items():
+        defaults = _config_defaults(name)
+        configs = {id(r): {**defaults, **r.method.get("config", {})} for r in members}
+        keys = sorted({k for c in configs.values() for k in c})
+        differing = [k for k in keys
+                     if len({json.dumps(c.get(k), sort_keys=True) for c in configs.values()}) > 1]
+        for record in members:
+            config = configs[id(record)]
+            labels[id(record)] = ", ".join(f"{k}={json.dumps(config.get(k))}" for k in differing)
+    return labels
+
+
+def _row_method(record: EvalRecord, settings: str) -> tuple[str, tuple]:
     name = record.method.get("name", "unknown")
-    return name, (name != "random", name)    # the floor every method is read against, first
+    row = f"{name} ({settings})" if settings else name
+    return row, (name != "random", name, settings)   # Random, the floor, first
 
 
-def _row_method_track(record: EvalRecord) -> tuple[str, tuple]:
+def _row_method_track(record: EvalRecord, settings: str) -> tuple[str, tuple]:
     # A nets table must not pool IPC 1 with IPC 10, so the track and labels name the row.
-    name, order = _row_method(record)
+    name, order = _row_method(record, settings)
     column, column_order = _column_methods(record)
     return f"{name}, {column}", (column_order, order)
 
@@ -176,7 +211,7 @@ def pivot(records: list[EvalRecord], kind: PivotKind, where: PivotFilter = Pivot
         if len(values) > 1:
             raise VdcError(f"the {kind} table needs one {axis}, the records have "
                            f"{', '.join(sorted(values))}; pick one with --{axis}")
-    row_of: Callable[[EvalRecord], tuple[str, tuple]] = (
+    row_of: Callable[[EvalRecord, str], tuple[str, tuple]] = (
         _row_method if kind == "methods" else _row_method_track)
     column_of: Callable[[EvalRecord], tuple[str, tuple]] = (
         _column_methods if kind == "methods" else _column_nets)
@@ -184,8 +219,9 @@ def pivot(records: list[EvalRecord], kind: PivotKind, where: PivotFilter = Pivot
     pooled: dict[tuple[str, str], list[EvalRecord]] = {}
     row_keys: dict[str, tuple] = {}
     column_keys: dict[str, tuple] = {}
+    settings = method_settings(chosen)
     for record in chosen:
-        row, row_key = row_of(record)
+        row, row_key = row_of(record, settings[id(record)])
         column, column_key = column_of(record)
         row_keys[row], column_keys[column] = row_key, column_key
         pooled.setdefault((row, column), []).append(record)
