@@ -166,3 +166,15 @@ def test_one_method_run_with_other_settings_gets_a_row_of_its_own():
     # One setting throughout: the row is just the method's name.
     alone = pivot(records[:2], "methods", PivotFilter(net="minic3d"))
     assert alone.rows == ("rded",) and alone.cells[("rded", "IPC 1 hard")].n == 2
+
+
+def test_cli_pools_several_folders_and_counts_an_overlapping_record_once(tmp_path):
+    main_records, ablations = tmp_path / "records", tmp_path / "ablations"
+    _record("rded", 18.0, archive="c0" * 32, config={"min_scale": 0.08}).to_disk(main_records)
+    _record("rded", 27.0, archive="w0" * 32, config={"min_scale": 1.0}).to_disk(ablations)
+    runner = CliRunner()
+    shown = runner.invoke(main, ["results", str(main_records), str(ablations), str(tmp_path),
+                                 "--table", "methods", "--markdown"])
+    assert shown.exit_code == 0, shown.output
+    assert "| rded (min_scale=0.08) | 18.0 ± 0.0 (n 1) |" in shown.output
+    assert "| rded (min_scale=1.0) | 27.0 ± 0.0 (n 1) |" in shown.output

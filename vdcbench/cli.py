@@ -248,7 +248,8 @@ def _ensure_teacher(p, dataset, net: str, device: str) -> None:
 
 # ------------------------------------------------------------------------------------ results
 @main.command("results")
-@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("folders", nargs=-1, required=True,
+                type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--table", "table_kind", type=click.Choice(["cells", "methods", "nets"]),
               default="cells", show_default=True,
               help="cells: one row per archive × net × labels; methods: methods × (IPC, labels), "
@@ -264,14 +265,16 @@ def _ensure_teacher(p, dataset, net: str, device: str) -> None:
               help="Only condensed sets made with this seed (one set per method).")
 @click.option("--markdown", is_flag=True, help="Print the methods or nets table as Markdown.")
 @user_errors
-def results_cmd(folder: Path, table_kind: str, dataset: str | None, methods: str | None,
+def results_cmd(folders: tuple[Path, ...], table_kind: str, dataset: str | None, methods: str | None,
                 net: str | None, label_strategy: str | None, track: str | None,
                 variant: str | None, condensation_seed: int | None, markdown: bool) -> None:
-    """Aggregate the result records under FOLDER: mean ± std over seeds per cell."""
+    """Aggregate the result records under FOLDERS: mean ± std over seeds per cell."""
     from vdcbench.results import load_records
-    records = load_records(folder)
+    # Keyed, so folders that overlap (submissions and submissions/records) count a record once.
+    by_key = {record.key: record for folder in folders for record in load_records(folder)}
+    records = list(by_key.values())
     if not records:
-        raise VdcError(f"no result records under {folder}")
+        raise VdcError(f"no result records under {', '.join(map(str, folders))}")
     if table_kind == "cells":
         _print_cells(records)
         return
