@@ -68,13 +68,27 @@ def protocol_cmd(version: int | None) -> None:
 
 # ------------------------------------------------------------------------------------ methods
 @main.command("methods")
+@click.argument("name", required=False)
 @user_errors
-def methods_cmd() -> None:
-    """List the registered condensation methods."""
-    from vdcbench.methods import available_methods
-    table = Table("method", "kind", "description")
-    for name, cls in available_methods().items():
-        table.add_row(name, cls.kind, cls.description)
+def methods_cmd(name: str | None) -> None:
+    """List the registered condensation methods, or NAME's settings (its --set keys)."""
+    from vdcbench.methods import available_methods, get_method
+    if name is None:
+        table = Table("method", "kind", "description")
+        for method_name, cls in available_methods().items():
+            table.add_row(method_name, cls.kind, cls.description)
+        out.print(table)
+        return
+    from vdcbench.methods.settings import method_settings
+    cls = get_method(name)
+    out.print(f"{cls.name} ({cls.kind}): {cls.description}")
+    settings = method_settings(cls.Config)
+    if not settings:
+        out.print("no settings (--set takes no keys)")
+        return
+    table = Table("--set key", "type", "default", "what it is")
+    for setting in settings:
+        table.add_row(setting.name, setting.type, repr(setting.default), setting.help)
     out.print(table)
 
 
