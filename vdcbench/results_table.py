@@ -152,7 +152,7 @@ def _config_defaults(name: str) -> dict:
     return json.loads(json.dumps(dataclasses.asdict(config))) if dataclasses.is_dataclass(config) else {}
 
 
-def method_settings(records: list[EvalRecord]) -> dict[int, str]:
+def distinguishing_settings(records: list[EvalRecord]) -> dict[int, str]:
     """For each record (by ``id``), the settings that set it apart from other records of its method.
 
     One method run with different ``--set`` values is two rows of a table, never one pooled
@@ -219,7 +219,7 @@ def pivot(records: list[EvalRecord], kind: PivotKind, where: PivotFilter = Pivot
     pooled: dict[tuple[str, str], list[EvalRecord]] = {}
     row_keys: dict[str, tuple] = {}
     column_keys: dict[str, tuple] = {}
-    settings = method_settings(chosen)
+    settings = distinguishing_settings(chosen)
     for record in chosen:
         row, row_key = row_of(record, settings[id(record)])
         column, column_key = column_of(record)
