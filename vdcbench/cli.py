@@ -14,6 +14,8 @@ from rich.table import Table
 from vdcbench import __version__
 from vdcbench.cli_output import console, out, progress_bar, user_errors
 from vdcbench.errors import VdcError
+from vdcbench.results import mean_std
+
 
 def _protocol(version: int | None):
     from vdcbench.protocol import LATEST_VERSION, load_protocol
@@ -338,7 +340,7 @@ def _print_cells(records) -> None:
         ref = "-" if c.reference_best_top1_mean is None else f"{c.reference_best_top1_mean:.1f}"
         variant = k.variant if c.official else f"{k.variant} (not official)"
         table.add_row(k.dataset, k.track, c.method, k.archive_sha256[:8], k.net, k.label_strategy,
-                      variant, f"{c.top1_mean:.1f} ± {c.top1_std:.1f}", str(c.n), ref,
+                      variant, mean_std(c.top1_mean, c.top1_std, c.n), str(c.n), ref,
                       _tflop(c.train_gflops), f"{c.wall_seconds:.0f}")
     out.print(table)
 
@@ -416,15 +418,15 @@ def _evaluate(archive: Path, seeds: tuple[int, ...], net: str, variant: str, dev
         summary = summaries[name]
         label = ("official" if all(r.official for r in records)
                  else "NOT official (shortened schedule or variant)")
-        out.print(f"{what} on {name}: top-1 {summary['top1_mean']:.2f} ± "
-                  f"{summary['top1_std']:.2f} (n={summary['n']})  \\[{label}]")
+        top1 = mean_std(summary["top1_mean"], summary["top1_std"], summary["n"], digits=2)
+        out.print(f"{what} on {name}: top-1 {top1} (n={summary['n']})  \\[{label}]")
     if several:
         cross = Table("net", "top-1 %", "n", "train TFLOP", "wall s",
                       title=f"{what}: cross-architecture (final-epoch top-1, mean ± std)")
         for name, records in by_net.items():
             summary = summaries[name]
             compute = [r.train_gflops for r in records]
-            cross.add_row(name, f"{summary['top1_mean']:.2f} ± {summary['top1_std']:.2f}",
+            cross.add_row(name, mean_std(summary["top1_mean"], summary["top1_std"], summary["n"], 2),
                           str(summary["n"]), _tflop(None if None in compute else sum(compute)),
                           f"{sum(r.wall_seconds for r in records):.0f}")
         out.print(cross)

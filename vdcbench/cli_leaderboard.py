@@ -16,6 +16,7 @@ from rich.table import Table
 
 from vdcbench.cli_output import out, user_errors
 from vdcbench.errors import VdcError
+from vdcbench.results import mean_std
 
 SUBMISSIONS = Path("submissions")
 LEADERBOARD = Path("leaderboard")
@@ -98,8 +99,8 @@ def submit_cmd(results: tuple[Path, ...], archive: Path, root: Path, authors: tu
     for r in entry.results:
         s = r.summary()
         table.add_row(r.net, ", ".join(str(x.seed) for x in r.seeds),
-                      f"{s['top1_mean']:.2f} ± {s['top1_std']:.2f}",
-                      f"{s['top5_mean']:.2f} ± {s['top5_std']:.2f}")
+                      mean_std(s["top1_mean"], s["top1_std"], s["n"], 2),
+                      mean_std(s["top5_mean"], s["top5_std"], s["n"], 2))
     out.print(f"entry [bold]{entry.id}[/]: {entry.method.name} ({entry.method.kind}) "
               f"{entry.dataset} {entry.track} {entry.label_strategy}, variant {entry.variant}"
               + ("" if entry.official else "  [not official: never ranked]"))

@@ -101,6 +101,11 @@ class EvalRecord:
             raise VdcError(f"cannot read result record {path}: {exc}") from None
 
 
+def mean_std(mean: float, std: float, n: int, digits: int = 1) -> str:
+    """"m ± s" over n results; one result has no spread, so it prints as just "m"."""
+    return f"{mean:.{digits}f} ± {std:.{digits}f}" if n > 1 else f"{mean:.{digits}f}"
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON through a temporary file and a rename: readers never see half a file."""
     path = Path(path)

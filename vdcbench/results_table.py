@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Callable, ClassVar, Literal
 
 from vdcbench.errors import VdcError
-from vdcbench.results import EvalRecord
+from vdcbench.results import EvalRecord, mean_std
 
 PivotKind = Literal["methods", "nets"]
 PIVOT_KINDS: tuple[str, ...] = ("methods", "nets")
@@ -76,7 +76,7 @@ class PivotCell:
 
     def text(self) -> str:
         sets = f", {self.archives} sets" if self.archives > 1 else ""
-        return f"{self.mean:.1f} ± {self.std:.1f} (n {self.n}{sets})"
+        return f"{mean_std(self.mean, self.std, self.n)} (n {self.n}{sets})"
 
 
 @dataclass(frozen=True)

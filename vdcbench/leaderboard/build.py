@@ -38,6 +38,7 @@ from vdcbench.leaderboard.gallery import frame_grid, png_bytes, write_bytes_atom
 from vdcbench.leaderboard.tables import (METRIC_LABELS, Leaderboard, Row, Table, TableCell,
                                          build_tables, load_teacher_sidecars)
 from vdcbench.leaderboard.ties import ALPHA, MIN_PAIRS, MIN_PERMUTATION_PAIRS
+from vdcbench.results import mean_std
 
 LEADERBOARD_FORMAT = "vdcbench-leaderboard"
 LEADERBOARD_VERSION = 1
@@ -59,7 +60,7 @@ def _pct(ratio: float | None) -> str:
 
 
 def _value(cell: TableCell) -> str:
-    return f"{cell.mean:.1f} ± {cell.std:.1f}"
+    return mean_std(cell.mean, cell.std, cell.n)
 
 
 def _n(cell: TableCell) -> str:
@@ -254,7 +255,7 @@ def _md_table(table: Table) -> list[str]:
 
 
 def _entry_figures(entry: Entry) -> str:
-    return "; ".join(f"{r.net} {s['top1_mean']:.1f} ± {s['top1_std']:.1f} (n={s['n']})"
+    return "; ".join(f"{r.net} {mean_std(s['top1_mean'], s['top1_std'], s['n'])} (n={s['n']})"
                      for r in entry.results for s in [r.summary()])
 
 
