@@ -60,3 +60,26 @@ def test_schema_refuses_negative_compute():
     data = json.loads(next(COMMITTED.rglob("seed*.json")).read_text())
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({**data, "train_gflops": -1.0}, SCHEMA)
+
+
+def test_a_record_that_breaks_the_schema_is_refused_in_one_line(tmp_path):
+    from vdcbench.errors import VdcError
+    from vdcbench.results import RecordKey
+    key = RecordKey(archive_sha256="a" * 64, protocol_version=1, protocol_sha256="b" * 64,
+                    dataset="synthetic", dataset_sha256="d" * 64, track="ipc1-t8",
+                    label_strategy="hard", variant="official", net="minic3d",
+                    teacher_sha256=None, seed=0)
+    record = EvalRecord(key=key, method={"name": "random", "kind": "selection", "seed": 0},
+                        top1=20.0, top5=60.0, reference_best_top1=None, official=True,
+                        epochs=300, iterations=300, batch_size=10, wall_seconds=1.0,
+                        device="cpu", weights_sha256="e" * 64, final_loss=0.1, ledger={},
+                        versions={}, by_epoch_top1={"299": 20.0})
+    path = record.to_disk(tmp_path)
+    assert EvalRecord.from_disk(path) == record
+    data = json.loads(path.read_text())
+    data["top1"] = 140.0          # a hand edit past 100 %
+    path.write_text(json.dumps(data))
+    with pytest.raises(VdcError) as caught:
+        EvalRecord.from_disk(path)
+    message = str(caught.value)
+    assert "breaks the schema at top1" in message and "\n" not in message

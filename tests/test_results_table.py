@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import statistics
 
 import pytest
@@ -17,7 +18,9 @@ def _record(method: str, top1: float, *, seed: int = 0, track: str = "ipc1-t8",
             labels: str = "hard", net: str = "minic3d", archive: str = "a" * 64,
             condensation_seed: int = 0, wall: float = 100.0, variant: str = "official",
             dataset: str = "synthetic", config: dict | None = None) -> EvalRecord:
-    key = RecordKey(archive_sha256=archive, protocol_version=1, protocol_sha256="p" * 64,
+    # Archives are named by readable tags here; records on disk need a real hex sha256.
+    key = RecordKey(archive_sha256=hashlib.sha256(archive.encode()).hexdigest(),
+                    protocol_version=1, protocol_sha256="b" * 64,
                     dataset=dataset, dataset_sha256="d" * 64, track=track, label_strategy=labels,
                     variant=variant, net=net, teacher_sha256=None, seed=seed)
     method_info = {"name": method, "kind": "selection", "seed": condensation_seed}
@@ -26,7 +29,7 @@ def _record(method: str, top1: float, *, seed: int = 0, track: str = "ipc1-t8",
     return EvalRecord(key=key, method=method_info,
                       top1=top1, top5=90.0, reference_best_top1=None,
                       official=variant == "official", epochs=300, iterations=300, batch_size=10,
-                      wall_seconds=wall, device="cpu", weights_sha256="w" * 64, final_loss=0.1,
+                      wall_seconds=wall, device="cpu", weights_sha256="e" * 64, final_loss=0.1,
                       ledger={}, versions={})
 
 

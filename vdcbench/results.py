@@ -8,6 +8,7 @@ schema is ``protocol/schemas/result.schema.json``.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import tempfile
@@ -15,11 +16,20 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import jsonschema
+
 from vdcbench.errors import VdcError
+from vdcbench.protocol import PROTOCOL_DIR
 
 RECORD_FORMAT = "vdcbench-result"
 RECORD_VERSION = 1
 _OPTIONAL_FIELDS = ("net_gflops_forward", "train_gflops", "torch_threads")
+SCHEMA_PATH = PROTOCOL_DIR / "schemas" / "result.schema.json"
+
+
+@functools.lru_cache(maxsize=None)
+def _validator() -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(json.loads(SCHEMA_PATH.read_text()))
 
 
 @dataclass(frozen=True)
@@ -95,9 +105,18 @@ class EvalRecord:
 
     @classmethod
     def from_disk(cls, path: Path) -> "EvalRecord":
+        """Read a record file, checked against the result schema: records feed entries, so a
+        hand-edited or truncated one is refused here rather than averaged in."""
         try:
-            return cls.from_dict(json.loads(Path(path).read_text()))
-        except (OSError, ValueError, TypeError, KeyError) as exc:
+            data = json.loads(Path(path).read_text())
+            if data.get("format") == RECORD_FORMAT:   # other JSON is refused by from_dict
+                error = jsonschema.exceptions.best_match(_validator().iter_errors(data))
+                if error is not None:
+                    where = "/".join(str(p) for p in error.absolute_path) or "the record"
+                    raise VdcError(f"result record {path} breaks the schema at {where}: "
+                                   f"{error.message[:200]}")
+            return cls.from_dict(data)
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
             raise VdcError(f"cannot read result record {path}: {exc}") from None
 
 
