@@ -63,7 +63,8 @@ def make_records(protocol, archive_sha: str, top1: dict[int, float], *, method="
             batch_size=10 * ipc, wall_seconds=12.5, device="cpu", weights_sha256=FAKE_SHA,
             final_loss=0.25, ledger={}, versions={"vdcbench": "0.1.0", "torch": "2.9.0",
                                                    "python": "3.11.7",
-                                                   "pytorchvideo": "0.1.5"}))
+                                                   "pytorchvideo": "0.1.5"},
+            torch_threads=None if method == "dm" else 2))
     return records
 
 
@@ -142,6 +143,10 @@ def test_entries_round_trip(study):
     assert entry.net("minic3d").metric("top1") == {0: 35.0, 1: 36.0, 2: 34.0}
     assert entry.ledger["instances"] == 10 and entry.condensation_wall_seconds == 1.5
     assert entry.net("minic3d").seeds[0].versions["pytorchvideo"] == "0.1.5"
+    assert entry.net("minic3d").seeds[0].torch_threads == 2      # carried from each record
+    older = Entry.from_disk(first_entry(study, "dm-ipc1-t8"))    # records without the count
+    assert older.net("minic3d").seeds[0].torch_threads is None
+    assert "torch_threads" not in older.to_dict()["results"][0]["seeds"][0]
     assert len(validate_entries(study)) == len(paths)
 
 

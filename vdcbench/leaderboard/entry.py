@@ -63,13 +63,19 @@ class SeedResult:
     weights_sha256: str
     final_loss: float
     versions: Mapping[str, str] = field(default_factory=dict)
+    # On a CPU float sums follow the intra-op thread count, so a seed reproduces bit for bit only
+    # at its record's count. Optional: entries made before it was carried load without it.
+    torch_threads: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"seed": self.seed, "top1": self.top1, "top5": self.top5,
+        body = {"seed": self.seed, "top1": self.top1, "top5": self.top5,
                 "reference_best_top1": self.reference_best_top1, "iterations": self.iterations,
                 "batch_size": self.batch_size, "wall_seconds": self.wall_seconds,
                 "device": self.device, "weights_sha256": self.weights_sha256,
                 "final_loss": self.final_loss, "versions": dict(sorted(self.versions.items()))}
+        if self.torch_threads is not None:
+            body["torch_threads"] = self.torch_threads
+        return body
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "SeedResult":
@@ -380,7 +386,7 @@ def submit(records: Sequence[EvalRecord], archive_path: str | os.PathLike[str], 
                        iterations=r.iterations, batch_size=r.batch_size,
                        wall_seconds=float(r.wall_seconds), device=r.device,
                        weights_sha256=r.weights_sha256, final_loss=float(r.final_loss),
-                       versions=dict(r.versions))
+                       versions=dict(r.versions), torch_threads=r.torch_threads)
             for r in members)))
     epochs_run = records[0].epochs
     official = (key.variant == "official" and epochs_run == protocol.trainer.epochs
