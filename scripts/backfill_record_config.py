@@ -14,19 +14,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 from pathlib import Path
 
 from vdcbench.archive import read_archive
 from vdcbench.results import EvalRecord
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+from vdcbench.teacher import file_sha256
 
 
 def main() -> None:
@@ -34,7 +26,7 @@ def main() -> None:
     parser.add_argument("records", nargs="+", type=Path)
     parser.add_argument("--archives", action="append", type=Path, required=True)
     args = parser.parse_args()
-    archives = {_sha256(p): p for folder in args.archives for p in sorted(folder.glob("*.tar"))}
+    archives = {file_sha256(p): p for folder in args.archives for p in sorted(folder.glob("*.tar"))}
     configs: dict[str, dict] = {}
     filled = missing = 0
     for root in args.records:
