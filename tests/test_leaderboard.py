@@ -523,6 +523,10 @@ def test_diff_explains_field_by_field(study, tmp_path, protocol):
     status = {f.field: f.status for f in same.fields}
     assert status["protocol hash"] == "same" and status["archive"] == "note"
     assert status["seeds (minic3d)"] == "same" and status["method"] == "note"
+    assert status["torch threads"] == "same" and status["method settings"] == "note"
+    # The dm records carry no thread count: comparable, but not bit for bit.
+    threads = {f.field: f for f in diff(random1, first_entry(study, "dm-ipc1-t8")).fields}
+    assert threads["torch threads"].status == "note" and threads["torch threads"].b == "unknown"
     assert not diff(random1, random5).comparable and diff(random1, random5).blocking == ("track",)
     assert diff(random1, cutmix).blocking == ("evaluation variant",)
     # A record against an entry: the record's seed pairs with one of the entry's.

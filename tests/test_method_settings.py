@@ -50,3 +50,13 @@ def test_cli_lists_rdeds_keys_and_says_when_a_method_has_none():
     assert none.exit_code == 0 and "no settings" in none.output
     unknown = runner.invoke(main, ["methods", "rdd"])
     assert unknown.exit_code == 2 and "did you mean 'rded'" in unknown.output
+
+
+def test_a_recorded_config_is_completed_with_the_registered_defaults():
+    from vdcbench.methods.settings import with_defaults
+    # An RDED archive made before min_scale existed ran with its default, the reference's 0.08.
+    old = {"mipc": 70, "num_crop": 5, "factor": 1, "batch_size": 50, "teacher": "minic3d"}
+    assert with_defaults("rded", old)["min_scale"] == 0.08
+    assert with_defaults("rded", {"min_scale": 1.0})["min_scale"] == 1.0
+    # A method not installed here is taken as recorded.
+    assert with_defaults("not-installed", {"steps": 3}) == {"steps": 3}

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Callable, ClassVar, Literal
 
 from vdcbench.errors import VdcError
+from vdcbench.methods.settings import with_defaults
 from vdcbench.results import EvalRecord, mean_std
 
 PivotKind = Literal["methods", "nets"]
@@ -142,16 +143,6 @@ def _column_nets(record: EvalRecord) -> tuple[str, tuple]:
     return net, (net != "minic3d", net)      # the protocol's own net first
 
 
-def _config_defaults(name: str) -> dict:
-    """The registered method's default settings, as a manifest records them ({} if unknown)."""
-    from vdcbench.methods import get_method
-    try:
-        config = get_method(name).Config()
-    except VdcError:          # a plugin that is not installed here: its records still tabulate
-        return {}
-    return json.loads(json.dumps(dataclasses.asdict(config))) if dataclasses.is_dataclass(config) else {}
-
-
 def distinguishing_settings(records: list[EvalRecord]) -> dict[int, str]:
     """For each record (by ``id``), the settings that set it apart from other records of its method.
 
@@ -164,8 +155,7 @@ def distinguishing_settings(records: list[EvalRecord]) -> dict[int, str]:
         by_method.setdefault(record.method.get("name", "unknown"), []).append(record)
     labels: dict[int, str] = {}
     for name, members in by_method.items():
-        defaults = _config_defaults(name)
-        configs = {id(r): {**defaults, **r.method.get("config", {})} for r in members}
+        configs = {id(r): with_defaults(name, r.method.get("config", {})) for r in members}
         keys = sorted({k for c in configs.values() for k in c})
         differing = [k for k in keys
                      if len({json.dumps(c.get(k), sort_keys=True) for c in configs.values()}) > 1]

@@ -19,6 +19,7 @@ from typing import Any
 
 from vdcbench.errors import VdcError
 from vdcbench.leaderboard.entry import ENTRY_FORMAT, Entry
+from vdcbench.methods.settings import with_defaults
 from vdcbench.results import RECORD_FORMAT, EvalRecord
 
 SAME, BLOCKING, NOTE = "same", "differs", "note"
@@ -44,6 +45,8 @@ class Side:
     method: str
     seeds: Mapping[str, tuple[int, ...]]          # net -> seeds
     versions: Mapping[str, tuple[str, ...]]       # package -> versions seen
+    torch_threads: tuple[str, ...] = ()           # intra-op thread counts seen ("unknown": none)
+    method_config: str = "unknown"                # the method's settings, as sorted JSON
 
     @property
     def nets(self) -> tuple[str, ...]:
@@ -82,6 +85,16 @@ def _versions(items: Iterable[Mapping[str, str]]) -> dict[str, tuple[str, ...]]:
     return {p: tuple(sorted(v)) for p, v in sorted(seen.items())}
 
 
+def _threads(counts: Iterable[int | None]) -> tuple[str, ...]:
+    return tuple(sorted({"unknown" if c is None else str(c) for c in counts}))
+
+
+def _config(method: str, config: Mapping[str, Any] | None) -> str:
+    if config is None:
+        return "unknown"
+    return json.dumps(with_defaults(method, config), sort_keys=True)
+
+
 def _from_records(records: list[EvalRecord], kind: str, source: str) -> Side:
     cells = {r.key.cell() for r in records}
     if len(cells) != 1 or len({r.epochs for r in records}) != 1:
@@ -95,7 +108,10 @@ def _from_records(records: list[EvalRecord], kind: str, source: str) -> Side:
                 official=all(x.official for x in records), archive_sha256=k.archive_sha256,
                 method=str(r.method.get("name", "unknown")),
                 seeds={k.net: tuple(sorted(x.key.seed for x in records))},
-                versions=_versions(x.versions for x in records))
+                versions=_versions(x.versions for x in records),
+                torch_threads=_threads(x.torch_threads for x in records),
+                method_config=_config(str(r.method.get("name", "unknown")),
+                                      r.method.get("config")))
 
 
 def _from_entry(entry: Entry, source: str) -> Side:
@@ -107,7 +123,9 @@ def _from_entry(entry: Entry, source: str) -> Side:
                 official=entry.official, archive_sha256=entry.archive.sha256,
                 method=entry.method.name,
                 seeds={r.net: tuple(s.seed for s in r.seeds) for r in entry.results},
-                versions=_versions(s.versions for r in entry.results for s in r.seeds))
+                versions=_versions(s.versions for r in entry.results for s in r.seeds),
+                torch_threads=_threads(s.torch_threads for r in entry.results for s in r.seeds),
+                method_config=_config(entry.method.name, entry.method.config))
 
 
 def load_side(path: str | os.PathLike[str]) -> Side:
@@ -189,9 +207,16 @@ def compare_sides(a: Side, b: Side) -> Comparison:
         fields.append(FieldDiff(f"version: {package}", ", ".join(va) or "unknown",
                                 ", ".join(vb) or "unknown", SAME if va == vb else NOTE,
                                 "" if va == vb else "numbers may move between versions"))
+    threads_a, threads_b = ", ".join(a.torch_threads), ", ".join(b.torch_threads)
+    fields.append(FieldDiff("torch threads", threads_a or "unknown", threads_b or "unknown",
+                            SAME if threads_a == threads_b else NOTE,
+                            "" if threads_a == threads_b else
+                            "CPU float sums follow the thread count: not bit for bit"))
     row("archive", a.archive_sha256, b.archive_sha256, blocking=False,
         same_note="the same condensed set", note="different condensed sets (what is compared)")
     row("method", a.method, b.method, blocking=False)
+    row("method settings", a.method_config, b.method_config, blocking=False,
+        note="the same method run with other settings" if a.method == b.method else "")
     return Comparison(a=a, b=b, fields=tuple(fields))
 
 

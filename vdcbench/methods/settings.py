@@ -12,9 +12,12 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import io
+import json
 import textwrap
 import tokenize
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,23 @@ def _source_comments(config_cls: type) -> dict[str, str]:
                     comments[tok.string] = " ".join(pending)
             pending = []
     return comments
+
+
+def with_defaults(method: str, config: Mapping[str, Any]) -> dict[str, Any]:
+    """``config`` as recorded, with the registered method's defaults for keys it lacks.
+
+    A key added to a method later keeps the old behaviour by default, so an archive made before
+    the key existed ran with that default. A method not installed here is taken as recorded.
+    """
+    from vdcbench.errors import VdcError
+    from vdcbench.methods.registry import get_method
+    try:
+        defaults = get_method(method).Config()
+    except VdcError:
+        return dict(config)
+    if not dataclasses.is_dataclass(defaults):
+        return dict(config)
+    return {**json.loads(json.dumps(dataclasses.asdict(defaults))), **config}
 
 
 def method_settings(config_cls: type) -> list[Setting]:
