@@ -55,7 +55,7 @@ def _source_comments(config_cls: type) -> dict[str, str]:
             continue
         elif at_line_start:
             at_line_start = False
-            # "name: type = default" at the class body's level is a field.
+            # A line opening "name:" may be a field; only names dataclasses.fields() lists are used.
             nxt = tokens[i + 1] if i + 1 < len(tokens) else None
             if tok.type == tokenize.NAME and nxt is not None and nxt.string == ":":
                 line_start_name = tok.string
