@@ -12,13 +12,12 @@ page is rendered from them, and ``--check`` (run by the tests) refuses one that 
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from vdcbench.leaderboard.gallery import write_bytes_atomic
 from vdcbench.protocol import PROTOCOL_DIR
 
 SCHEMA_DIR = PROTOCOL_DIR / "schemas"
@@ -102,16 +101,7 @@ def readme_is_current(schema_dir: Path = SCHEMA_DIR) -> bool:
 def write_readme(schema_dir: Path = SCHEMA_DIR) -> Path:
     """Write the page next to the schemas, atomically: a reader never sees half a page."""
     path = Path(schema_dir) / README_NAME
-    text = schemas_markdown(schema_dir)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)     # mkstemp's 0600 would hide the page from other readers
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes_atomic(path, schemas_markdown(schema_dir).encode("utf-8"))
     return path
 
 
