@@ -162,7 +162,7 @@ def teacher_train_cmd(dataset: str, net: str, device: str, epochs: int | None,
               f"{sidecar['train_gflops'] / 1e3:.1f} TFLOP, {sidecar['wall_seconds']:.0f} s)"
               + ("" if saved else "  \\[not saved: not the protocol recipe]"))
     if json_path:
-        from vdcbench.results import write_json_atomic
+        from vdcbench.atomic_file import write_json_atomic
         write_json_atomic(json_path, sidecar)
 
 
@@ -373,7 +373,7 @@ def _evaluate(archive: Path, seeds: tuple[int, ...], net: str, variant: str, dev
     """Score ARCHIVE on each net ``net`` names (one, a comma list, or ``all``) in turn."""
     from vdcbench.archive import read_archive
     from vdcbench.evaluate import EvalSettings, Evaluation, parse_nets, summarize
-    from vdcbench.results import write_json_atomic
+    from vdcbench.atomic_file import write_json_atomic
 
     if json_path is not None and json_path.parent and not json_path.parent.exists():
         raise VdcError(f"cannot write --json {json_path}: directory {json_path.parent} does not exist")

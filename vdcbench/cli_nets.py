@@ -86,7 +86,7 @@ def step_throughput_cmd(nets: str, batches: str, frames: int, crop: int, classes
 
     from vdcbench.models.step_throughput import measure_step, option_problem
     from vdcbench.protocol import LATEST_VERSION, load_protocol
-    from vdcbench.results import write_json_atomic
+    from vdcbench.atomic_file import write_json_atomic
 
     p = load_protocol(LATEST_VERSION)
     names = list(p.nets) if nets == "all" else [n.strip() for n in nets.split(",") if n.strip()]

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import functools
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 
+from vdcbench.atomic_file import write_json_atomic
 from vdcbench.errors import VdcError
 from vdcbench.protocol import PROTOCOL_DIR
 
@@ -123,25 +122,6 @@ class EvalRecord:
 def mean_std(mean: float, std: float, n: int, digits: int = 1) -> str:
     """"m ± s" over n results; one result has no spread, so it prints as just "m"."""
     return f"{mean:.{digits}f} ± {std:.{digits}f}" if n > 1 else f"{mean:.{digits}f}"
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON through a temporary file and a rename: readers never see half a file."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".json.tmp")
-    except OSError as exc:
-        raise VdcError(f"cannot write {path}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2, sort_keys=True)
-            fh.write("\n")
-        os.chmod(tmp, 0o644)     # mkstemp's 0600 would keep shared records from other readers
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def find_record(root: Path, key: RecordKey, method_name: str) -> EvalRecord | None:

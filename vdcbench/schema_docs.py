@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from vdcbench.leaderboard.gallery import write_bytes_atomic
+from vdcbench.atomic_file import write_bytes_atomic
 from vdcbench.protocol import PROTOCOL_DIR
 
 SCHEMA_DIR = PROTOCOL_DIR / "schemas"

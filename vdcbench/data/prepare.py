@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vdcbench.atomic_file import write_atomic
 from vdcbench.data.decode import DecodedVideo, DecodeError, decode_entries
 from vdcbench.data.frame_formats import JPEG, RAW, check_frame_format, frames_sha256, jpeg_sha256
 from vdcbench.data.jpeg import EncodedFrames, encode_frames
@@ -71,17 +72,6 @@ def _part_name(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
-def _atomic_write(path: Path, write: Callable[[object], None], mode: str = "wb") -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode) as fh:
-            write(fh)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _write_part(parts: Path, entry: VideoEntry, video: DecodedVideo, frame_format: str) -> dict:
     name = _part_name(entry.key)
     meta = {"key": entry.key, "length": int(len(video.frames)), "fps": video.fps,
@@ -90,12 +80,12 @@ def _write_part(parts: Path, entry: VideoEntry, video: DecodedVideo, frame_forma
     if frame_format == JPEG:
         encoded = encode_frames(video.frames)
         meta.update(sizes=encoded.sizes.tolist(), sha256=jpeg_sha256(encoded.sizes, encoded.data))
-        _atomic_write(path, lambda fh: fh.write(encoded.data))
+        write_atomic(path, lambda fh: fh.write(encoded.data))
     else:
         meta["sha256"] = frames_sha256(video.frames)
-        _atomic_write(path, lambda fh: np.save(fh, video.frames, allow_pickle=False))
+        write_atomic(path, lambda fh: np.save(fh, video.frames, allow_pickle=False))
     # The metadata goes last: a part counts as done only once both files exist.
-    _atomic_write(parts / f"{name}.json", lambda fh: fh.write(json.dumps(meta)), mode="w")
+    write_atomic(parts / f"{name}.json", lambda fh: fh.write(json.dumps(meta)), mode="w")
     return meta
 
 
@@ -168,7 +158,7 @@ def _open_parts(directory: Path, resize: tuple[int, int], frame_format: str) -> 
     for stale in parts.glob(".*.tmp"):   # half-written files of an interrupted run
         stale.unlink(missing_ok=True)
     if not plan_path.is_file():
-        _atomic_write(plan_path, lambda fh: fh.write(json.dumps(plan)), mode="w")
+        write_atomic(plan_path, lambda fh: fh.write(json.dumps(plan)), mode="w")
     return parts
 
 

@@ -27,11 +27,9 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import platform
 import re
 import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +43,7 @@ from vdcbench.data.frame_formats import frames_sha256  # noqa: F401  (its home b
 from vdcbench.data.jpeg import SETTINGS as JPEG_SETTINGS
 from vdcbench.data.jpeg import codec_versions
 from vdcbench.data.synthetic import cache_dir
+from vdcbench.atomic_file import atomic_path, write_text_atomic
 from vdcbench.errors import VdcError
 from vdcbench.protocol import Dataset, Protocol, canonical_sha256
 
@@ -98,18 +97,6 @@ def link_store(name: str, directory: Path) -> None:
     if directory == (stores_root() / name).resolve():
         return
     write_text_atomic(stores_root() / f"{name}{LINK_SUFFIX}", f"{directory}\n")
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def bytes_per_hour(fps: float, resize: tuple[int, int]) -> int:
@@ -489,14 +476,8 @@ def cached_validation_clips(protocol: Protocol, split, compute: Callable[[], tor
             pass
     clips = compute()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".val-clips.", suffix=".tmp")
-        os.close(fd)
-        try:
-            save_file({"videos": clips.contiguous(), "labels": labels.contiguous()}, tmp)
-            os.replace(tmp, path)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
-    except OSError:
+        with atomic_path(path) as tmp:
+            save_file({"videos": clips.contiguous(), "labels": labels.contiguous()}, str(tmp))
+    except (OSError, VdcError):   # a cache that cannot be written is only a slower next run
         pass
     return clips

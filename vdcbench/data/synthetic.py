@@ -27,12 +27,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from vdcbench.atomic_file import write_atomic
 from vdcbench.errors import VdcError
 from vdcbench.protocol import GeneratorSpec
 
@@ -240,18 +240,6 @@ def split_cache_folder(spec: GeneratorSpec) -> Path:
         f"-{spec.train_per_class}-{spec.val_per_class}")
 
 
-def _save_atomic(path: Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npy.tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, array, allow_pickle=False)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def load_split(spec: GeneratorSpec, split: str, *, verify: bool = True) -> SyntheticSplit:
     """The split from the cache, generated (and cached) on first use; checked against the pin."""
     if split not in SPLITS:
@@ -268,6 +256,6 @@ def load_split(spec: GeneratorSpec, split: str, *, verify: bool = True) -> Synth
     if verify and data.sha256 != expected:
         raise VdcError(f"the synthetic {split} split generated here has sha256 {data.sha256[:16]}…, "
                        f"not the protocol's {expected[:16]}…; this machine does not reproduce it")
-    _save_atomic(labels_path, data.labels)
-    _save_atomic(videos_path, data.videos)
+    for path, array in ((labels_path, data.labels), (videos_path, data.videos)):
+        write_atomic(path, lambda fh, array=array: np.save(fh, array, allow_pickle=False))
     return data

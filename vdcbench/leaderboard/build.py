@@ -34,7 +34,8 @@ from typing import Any
 
 from vdcbench.errors import VdcError
 from vdcbench.leaderboard.entry import Entry, archive_file, validate_entries
-from vdcbench.leaderboard.gallery import frame_grid, png_bytes, write_bytes_atomic
+from vdcbench.atomic_file import write_bytes_atomic
+from vdcbench.leaderboard.gallery import frame_grid, png_bytes
 from vdcbench.leaderboard.tables import (METRIC_LABELS, Leaderboard, Row, Table, TableCell,
                                          build_tables, load_teacher_sidecars)
 from vdcbench.leaderboard.ties import ALPHA, MIN_PAIRS, MIN_PERMUTATION_PAIRS

@@ -31,7 +31,8 @@ import jsonschema
 
 from vdcbench.errors import UnknownNameError, VdcError
 from vdcbench.protocol import PROTOCOL_DIR, Protocol, load_protocol
-from vdcbench.results import EvalRecord, write_json_atomic
+from vdcbench.atomic_file import write_json_atomic
+from vdcbench.results import EvalRecord
 
 ENTRY_FORMAT = "vdcbench-entry"
 ENTRY_VERSION = 1

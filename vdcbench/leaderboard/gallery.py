@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from vdcbench.atomic_file import write_bytes_atomic
 from vdcbench.condensed import CondensedSet
 from vdcbench.errors import VdcError
 
@@ -167,23 +168,3 @@ def show(archive: str | os.PathLike[str], output: str | os.PathLike[str] | None 
 
 def _safe(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in name)
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write through a temporary file and a rename: readers never see half a file."""
-    import tempfile
-
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise VdcError(f"cannot write {path}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

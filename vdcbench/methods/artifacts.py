@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
+from vdcbench.atomic_file import atomic_path, write_bytes_atomic
 from vdcbench.errors import VdcError
 
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -26,16 +25,6 @@ class ArtifactStore:
             raise VdcError(f"artifact key {key!r} must be letters, digits, '.', '_' or '-'")
         return self.root / f"{key}{suffix}"
 
-    def _write(self, path: Path, write) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        os.close(fd)
-        try:
-            write(tmp)
-            os.replace(tmp, path)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
-
     def has(self, key: str) -> bool:
         return self._path(key, ".bin").is_file() or self._path(key, ".safetensors").is_file()
 
@@ -44,7 +33,7 @@ class ArtifactStore:
             self._path(key, suffix).unlink(missing_ok=True)
 
     def put_bytes(self, key: str, data: bytes) -> None:
-        self._write(self._path(key, ".bin"), lambda tmp: Path(tmp).write_bytes(data))
+        write_bytes_atomic(self._path(key, ".bin"), data)
 
     def get_bytes(self, key: str) -> bytes | None:
         path = self._path(key, ".bin")
@@ -52,7 +41,8 @@ class ArtifactStore:
 
     def put_tensors(self, key: str, tensors: dict[str, torch.Tensor]) -> None:
         cpu = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-        self._write(self._path(key, ".safetensors"), lambda tmp: save_file(cpu, tmp))
+        with atomic_path(self._path(key, ".safetensors")) as tmp:
+            save_file(cpu, str(tmp))
 
     def get_tensors(self, key: str) -> dict[str, torch.Tensor] | None:
         path = self._path(key, ".safetensors")
