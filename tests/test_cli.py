@@ -121,12 +121,12 @@ def test_methods_and_protocol_listings():
 
 
 def test_unwritable_json_is_one_line(tmp_path, random_ipc1, monkeypatch):
-    import vdcbench.results as results
+    import vdcbench.atomic_file as atomic_file
 
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied", str(tmp_path / "x"))
 
-    monkeypatch.setattr(results.tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(atomic_file.tempfile, "mkstemp", refuse)
     result = CliRunner().invoke(main, ["evaluate", str(random_ipc1[1]), "--epochs", "1",
                                        "--seeds", "0", "--results-dir", str(tmp_path / "rec")])
     assert result.exit_code == 2 and "Permission denied" in result.output
