@@ -42,7 +42,7 @@ def make_set(n: int = K, dtype: torch.dtype = torch.uint8, **overrides) -> Conde
         track="ipc1-t8",
         method=MethodInfo("random", "selection", {"ipc": 1, "note": "é"}, seed=3,
                           wall_seconds=1.5, device="cpu"),
-        external_data=("none",),
+        external_data=("ImageNet-1k, teacher pretraining",),
     )
     fields.update(overrides)
     return CondensedSet(**fields)
@@ -72,7 +72,7 @@ def test_round_trip_preserves_tensors_and_metadata(tmp_path, dtype):
     assert out.soft_labels is None
     assert (out.dataset, out.track, out.label_strategy) == ("synthetic", "ipc1-t8", "hard")
     assert out.method == cs.method
-    assert out.external_data == ("none",) and out.external_weights == ()
+    assert out.external_data == ("ImageNet-1k, teacher pretraining",) and out.external_weights == ()
     assert loaded.sha256 == digest == hashlib.sha256(path.read_bytes()).hexdigest()
     assert loaded.track.id == "ipc1-t8" and loaded.track.dataset.name == "synthetic"
     assert loaded.manifest["protocol"] == {"version": 1, "sha256": PROTOCOL.sha256}

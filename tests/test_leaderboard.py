@@ -349,6 +349,7 @@ def _edit(path: Path, change) -> None:
 @pytest.mark.parametrize("case, message", [
     ("schema", "breaks entry.schema.json at results/0/seeds/0/top1"),
     ("schema-missing", "breaks entry.schema.json at (top level): 'ledger' is a required"),
+    ("schema-ledger-extra", "breaks entry.schema.json at ledger: Additional properties"),
     ("protocol-hash", "is not the hash of protocol v1"),
     ("protocol-version", "unknown protocol version 7"),
     ("archive-hash", "not the sha256 the entry's results were measured on"),
@@ -367,6 +368,8 @@ def test_validate_refuses_with_one_line_and_exit_2(study, tmp_path, protocol, ca
         _edit(path, lambda d: d["results"][0]["seeds"][0].update(top1="high"))
     elif case == "schema-missing":
         _edit(path, lambda d: d.pop("ledger"))
+    elif case == "schema-ledger-extra":
+        _edit(path, lambda d: d["ledger"].update(compressed_bytes=1))
     elif case == "protocol-hash":
         _edit(path, lambda d: d["protocol"].update(sha256="0" * 64))
     elif case == "protocol-version":
