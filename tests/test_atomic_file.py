@@ -14,11 +14,11 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
     target.write_text("old\n")
 
     def half_then_fail(fh):
-        fh.write("half a rec")
+        fh.write(b"half a rec")
         raise RuntimeError("killed mid-write")
 
     with pytest.raises(RuntimeError):
-        write_atomic(target, half_then_fail, mode="w")
+        write_atomic(target, half_then_fail)
     assert target.read_text() == "old\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["record.json"]
 

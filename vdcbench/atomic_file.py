@@ -44,9 +44,9 @@ def atomic_path(path: Path) -> Iterator[Path]:
         Path(tmp).unlink(missing_ok=True)
 
 
-def write_atomic(path: Path, write: Callable[[IO], None], mode: str = "wb") -> None:
-    """Open a temporary file beside ``path`` in ``mode``, let ``write`` fill it, rename it."""
-    with atomic_path(path) as tmp, open(tmp, mode) as fh:
+def write_atomic(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+    """Open a temporary file beside ``path`` for binary writing, let ``write`` fill it, rename it."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         write(fh)
 
 
@@ -55,7 +55,8 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    write_atomic(path, lambda fh: fh.write(text), mode="w")
+    """UTF-8 and the text's own newlines on every platform: the locale must not change the bytes."""
+    write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from vdcbench.atomic_file import write_bytes_atomic
+from vdcbench.atomic_file import write_text_atomic
 from vdcbench.protocol import PROTOCOL_DIR
 
 SCHEMA_DIR = PROTOCOL_DIR / "schemas"
@@ -101,7 +101,7 @@ def readme_is_current(schema_dir: Path = SCHEMA_DIR) -> bool:
 def write_readme(schema_dir: Path = SCHEMA_DIR) -> Path:
     """Write the page next to the schemas, atomically: a reader never sees half a page."""
     path = Path(schema_dir) / README_NAME
-    write_bytes_atomic(path, schemas_markdown(schema_dir).encode("utf-8"))
+    write_text_atomic(path, schemas_markdown(schema_dir))
     return path
 
 

@@ -11,9 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import platform
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,6 +22,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from vdcbench import __version__
+from vdcbench.atomic_file import atomic_path, write_json_atomic
 from vdcbench.data.splits import (VideoSplit, class_members, dataset_sha256, open_split,
                                   validation_clips)
 from vdcbench.data.synthetic import cache_dir
@@ -205,19 +204,10 @@ def _first_per_class(split: VideoSplit, k: int) -> VideoSplit:
 
 
 def _save_teacher(model: nn.Module, sidecar: dict, folder: Path, name: str) -> str:
-    folder.mkdir(parents=True, exist_ok=True)
     weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".safetensors.tmp")
-    os.close(fd)
-    try:
-        save_file(weights, tmp, metadata={"net": sidecar["net"], "dataset": sidecar["dataset"]})
-        sha = file_sha256(Path(tmp))
-        sidecar = {**sidecar, "sha256": sha}
-        side_tmp = Path(tmp).with_suffix(".json.tmp")
-        side_tmp.write_text(json.dumps(sidecar, indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, folder / f"{name}.safetensors")
-        os.replace(side_tmp, folder / f"{name}.json")
-    finally:
-        for leftover in (Path(tmp), Path(tmp).with_suffix(".json.tmp")):
-            leftover.unlink(missing_ok=True)
+    with atomic_path(folder / f"{name}.safetensors") as tmp:
+        save_file(weights, str(tmp), metadata={"net": sidecar["net"], "dataset": sidecar["dataset"]})
+        sha = file_sha256(tmp)
+    # The sidecar names the weights' hash, so it is written once the weights are in place.
+    write_json_atomic(folder / f"{name}.json", {**sidecar, "sha256": sha})
     return sha

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vdcbench.atomic_file import write_atomic
+from vdcbench.atomic_file import write_atomic, write_text_atomic
 from vdcbench.data.decode import DecodedVideo, DecodeError, decode_entries
 from vdcbench.data.frame_formats import JPEG, RAW, check_frame_format, frames_sha256, jpeg_sha256
 from vdcbench.data.jpeg import EncodedFrames, encode_frames
@@ -85,7 +85,7 @@ def _write_part(parts: Path, entry: VideoEntry, video: DecodedVideo, frame_forma
         meta["sha256"] = frames_sha256(video.frames)
         write_atomic(path, lambda fh: np.save(fh, video.frames, allow_pickle=False))
     # The metadata goes last: a part counts as done only once both files exist.
-    write_atomic(parts / f"{name}.json", lambda fh: fh.write(json.dumps(meta)), mode="w")
+    write_text_atomic(parts / f"{name}.json", json.dumps(meta))
     return meta
 
 
@@ -158,7 +158,7 @@ def _open_parts(directory: Path, resize: tuple[int, int], frame_format: str) -> 
     for stale in parts.glob(".*.tmp"):   # half-written files of an interrupted run
         stale.unlink(missing_ok=True)
     if not plan_path.is_file():
-        write_atomic(plan_path, lambda fh: fh.write(json.dumps(plan)), mode="w")
+        write_text_atomic(plan_path, json.dumps(plan))
     return parts
 
 

@@ -37,13 +37,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vdcbench.atomic_file import atomic_path, write_json_atomic, write_text_atomic
 from vdcbench.data.frame_formats import (FILES, FRAME_FORMATS, JPEG, RAW, RAW_FILE, JpegFrames,
                                          RawFrames, check_frame_format, open_frames, open_writer)
 from vdcbench.data.frame_formats import frames_sha256  # noqa: F401  (its home before formats)
 from vdcbench.data.jpeg import SETTINGS as JPEG_SETTINGS
 from vdcbench.data.jpeg import codec_versions
 from vdcbench.data.synthetic import cache_dir
-from vdcbench.atomic_file import atomic_path, write_text_atomic
 from vdcbench.errors import VdcError
 from vdcbench.protocol import Dataset, Protocol, canonical_sha256
 
@@ -399,7 +399,7 @@ def write_store(directory: Path, *, name: str, dataset: str, classes: Sequence[s
     }
     if frame_format == JPEG:
         manifest["jpeg"] = dict(JPEG_SETTINGS)
-    write_text_atomic(directory / MANIFEST_FILE, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    write_json_atomic(directory / MANIFEST_FILE, manifest)
     return open_store(directory)
 
 

@@ -32,9 +32,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from vdcbench.atomic_file import write_bytes_atomic
 from vdcbench.errors import VdcError
 from vdcbench.leaderboard.entry import Entry, archive_file, validate_entries
-from vdcbench.atomic_file import write_bytes_atomic
 from vdcbench.leaderboard.gallery import frame_grid, png_bytes
 from vdcbench.leaderboard.tables import (METRIC_LABELS, Leaderboard, Row, Table, TableCell,
                                          build_tables, load_teacher_sidecars)

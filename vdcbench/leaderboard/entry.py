@@ -29,9 +29,9 @@ from typing import Any
 
 import jsonschema
 
+from vdcbench.atomic_file import write_json_atomic
 from vdcbench.errors import UnknownNameError, VdcError
 from vdcbench.protocol import PROTOCOL_DIR, Protocol, load_protocol
-from vdcbench.atomic_file import write_json_atomic
 from vdcbench.results import EvalRecord
 
 ENTRY_FORMAT = "vdcbench-entry"
