@@ -17,8 +17,8 @@ import dataclasses
 from pathlib import Path
 
 from vdcbench.archive import read_archive
-from vdcbench.results import EvalRecord
-from vdcbench.teacher import file_sha256
+from vdcbench.evaluation.records import EvalRecord
+from vdcbench.train.teacher import file_sha256
 
 
 def main() -> None:

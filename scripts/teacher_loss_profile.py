@@ -19,7 +19,7 @@ from vdcbench.data.datasets import resolve_dataset
 from vdcbench.data.splits import open_split
 from vdcbench.methods.features import centred_clips
 from vdcbench.protocol import LATEST_VERSION, load_protocol
-from vdcbench.teacher import load_teacher
+from vdcbench.train.teacher import load_teacher
 from vdcbench.train.augment import Normalize, to_unit_float
 
 

@@ -30,7 +30,7 @@ def protocol():
 def random_ipc1(protocol, vdcbench_cache, tmp_path_factory):
     """Random at IPC 1 on synthetic (seed 0), as a CondensedSet and a written archive."""
     from vdcbench.archive import write_archive
-    from vdcbench.methods.artifacts import ArtifactStore
+    from vdcbench.core.artifacts import ArtifactStore
     from vdcbench.methods.base import CondensationTask
     from vdcbench.methods.random_selection import RandomSelection
 

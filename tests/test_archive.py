@@ -16,8 +16,8 @@ import torch
 from vdcbench.archive import (ArchiveError, ArchiveErrorCode, StorageLedger, read_archive,
                               write_archive)
 from vdcbench.archive.manifest import SCHEMA_PATH
-from vdcbench.condensed import CondensedSet, MethodInfo
-from vdcbench.errors import VdcError
+from vdcbench.archive.condensed import CondensedSet, MethodInfo
+from vdcbench.core.errors import VdcError
 from vdcbench.protocol import load_protocol
 
 Code = ArchiveErrorCode

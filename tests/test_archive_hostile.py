@@ -20,7 +20,7 @@ import torch
 
 from vdcbench.archive import ArchiveError, ArchiveErrorCode, read_archive, write_archive
 from vdcbench.archive.manifest import build_manifest
-from vdcbench.condensed import CondensedSet, MethodInfo
+from vdcbench.archive.condensed import CondensedSet, MethodInfo
 from vdcbench.protocol import load_protocol
 
 Code = ArchiveErrorCode

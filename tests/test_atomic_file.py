@@ -5,8 +5,8 @@ import stat
 
 import pytest
 
-from vdcbench.atomic_file import atomic_path, write_atomic, write_json_atomic, write_text_atomic
-from vdcbench.errors import VdcError
+from vdcbench.core.atomic_file import atomic_path, write_atomic, write_json_atomic, write_text_atomic
+from vdcbench.core.errors import VdcError
 
 
 def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):

@@ -114,7 +114,7 @@ def test_boxes_inside_frame_and_area_in_bounds(height, width, scale):
 
 def test_box_matches_torchvision_algorithm():
     # Replay the draws by hand with the same NumPy generator.
-    from vdcbench.randomness import STREAM_CROP, rng_for
+    from vdcbench.core.randomness import STREAM_CROP, rng_for
 
     for clip in range(20):
         rng = rng_for(5, STREAM_CROP, 1, clip)

@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 import torch
 
-from vdcbench.methods.artifacts import ArtifactStore
+from vdcbench.core.artifacts import ArtifactStore
 from vdcbench.methods.base import CondensationTask
 from vdcbench.methods.rded import (ViewSpec, draw_candidates, render_views, select_class,
                                    window_starts)
-from vdcbench.teacher import find_teacher, load_teacher
+from vdcbench.train.teacher import find_teacher, load_teacher
 from vdcbench.train.augment import Normalize, to_unit_float
 
 MIPC, NUM_CROP, BATCH, LABEL = 70, 5, 50, 3

@@ -32,6 +32,7 @@ from vdcbench.data.decode import resize_frames
 from vdcbench.data.listing import SourceListing, VideoEntry
 from vdcbench.data.prepare import prepare_listing
 from vdcbench.data.sampling import clip_indices, clip_interval, training_start
+from vdcbench.data.splits import store_split
 
 KTH = Path(__file__).resolve().parents[2] / "shared" / "data" / "real" / "kth-sample"
 CLIPS = 20
@@ -61,7 +62,7 @@ def setup(protocol, tmp_path_factory):
         report = prepare_listing(listing, directory=tmp / frame_format, name="bench",
                                  dataset="folder", resize=tuple(ds.resize),
                                  frame_format=frame_format)
-        splits[frame_format] = report.store.split(ds, "train")
+        splits[frame_format] = store_split(report.store, ds, "train")
     split = splits["raw"]
     rng = np.random.default_rng(0)
     draws = []

@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 
 from vdcbench.archive import read_archive
-from vdcbench.evaluate import student_fit_config
-from vdcbench.methods.artifacts import ArtifactStore
+from vdcbench.evaluation.scoring import student_fit_config
+from vdcbench.core.artifacts import ArtifactStore
 from vdcbench.methods.base import CondensationTask
 from vdcbench.methods.random_selection import RandomSelection
 from vdcbench.models import build_net

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from vdcbench.methods.artifacts import ArtifactStore
+from vdcbench.core.artifacts import ArtifactStore
 from vdcbench.methods.forgetting import count_forgetting
 from vdcbench.models import build_net
-from vdcbench.randomness import STREAM_INIT, torch_seed
+from vdcbench.core.randomness import STREAM_INIT, torch_seed
 from vdcbench.train.checkpoint import FitCheckpoint
 from vdcbench.train.sources import StoredClips
 from vdcbench.train.trainer import FitConfig, Trainer

@@ -104,7 +104,7 @@ def test_overwrite_guard_and_no_partial_file(tmp_path):
 
 
 def test_missing_teacher_names_the_command(tmp_path, monkeypatch):
-    import vdcbench.teacher as teacher
+    import vdcbench.train.teacher as teacher
     monkeypatch.setattr(teacher, "teacher_dirs", lambda: [tmp_path / "nowhere"])
     result = CliRunner().invoke(main, ["run-baseline", "random", "--dataset", "synthetic",
                                        "--ipc", "1", "--label-strategy", "soft", "-o",
@@ -121,7 +121,7 @@ def test_methods_and_protocol_listings():
 
 
 def test_unwritable_json_is_one_line(tmp_path, random_ipc1, monkeypatch):
-    import vdcbench.atomic_file as atomic_file
+    import vdcbench.core.atomic_file as atomic_file
 
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied", str(tmp_path / "x"))
@@ -156,11 +156,12 @@ def test_declared_temporal_track_writes_but_does_not_evaluate_yet(tmp_path):
 
 def test_train_teacher_flag_trains_the_missing_teacher_then_condenses(tmp_path, monkeypatch):
     import dataclasses
-    import vdcbench.teacher as teacher
+    import vdcbench.train.teacher as teacher
     from vdcbench.protocol import Protocol
 
     monkeypatch.setattr(teacher, "teacher_dirs", lambda: [tmp_path / "teachers"])
-    monkeypatch.setattr(teacher, "cache_dir", lambda: tmp_path)
+    monkeypatch.setattr(teacher, "teachers_dir", lambda: tmp_path / "teachers")
+    monkeypatch.setattr(teacher, "teacher_resume_dir", lambda: tmp_path / "teachers" / "resume")
     original, shortened = Protocol.teacher_recipe, {}
 
     def one_epoch(self, dataset, net):

@@ -8,8 +8,8 @@ import pytest
 from click.testing import CliRunner
 
 from vdcbench.cli import main
-from vdcbench.errors import VdcError
-from vdcbench.evaluate import evaluation_nets, parse_nets
+from vdcbench.core.errors import VdcError
+from vdcbench.evaluation.scoring import evaluation_nets, parse_nets
 
 RESNETS = ("r2plus1d_r18", "i3d_r18", "slowonly_r18")
 
@@ -54,7 +54,7 @@ def test_evaluate_refuses_an_unknown_net_in_a_list_before_training(tmp_path, ran
 def test_tiny_teacher_run_of_each_resnet_is_reported_not_saved(protocol, tmp_path, net):
     """The tiny preset (1 epoch, 2 videos per class): a few seconds on one core."""
     from vdcbench.models.flops import net_cost
-    from vdcbench.teacher import train_teacher
+    from vdcbench.train.teacher import train_teacher
 
     dataset = protocol.dataset("synthetic")
     sidecar, model = train_teacher(protocol, dataset, net, epochs=1, videos_per_class=2,
@@ -80,7 +80,7 @@ def test_teacher_command_tiny_preset(tmp_path):
 @pytest.fixture()
 def i3d_teacher(protocol, tmp_path, monkeypatch):
     """A tiny-trained i3d_r18 teacher, found first (as a user's trained teacher would be)."""
-    import vdcbench.teacher as teacher_module
+    import vdcbench.train.teacher as teacher_module
 
     dataset = protocol.dataset("synthetic")
     sidecar, model = teacher_module.train_teacher(protocol, dataset, "i3d_r18", epochs=1,
@@ -95,8 +95,8 @@ def i3d_teacher(protocol, tmp_path, monkeypatch):
 
 def test_rded_and_multi_sl_use_a_non_minic3d_teacher(protocol, tmp_path, i3d_teacher):
     from vdcbench.archive import read_archive, write_archive
-    from vdcbench.evaluate import EvalSettings, Evaluation
-    from vdcbench.methods.artifacts import ArtifactStore
+    from vdcbench.evaluation.scoring import EvalSettings, Evaluation
+    from vdcbench.core.artifacts import ArtifactStore
     from vdcbench.methods.base import CondensationTask
     from vdcbench.methods.random_selection import RandomSelection
     from vdcbench.methods.rded import RDED

@@ -12,8 +12,8 @@ from PIL import Image
 
 from vdcbench.archive import read_archive, write_archive
 from vdcbench.cli import main
-from vdcbench.errors import VdcError
-from vdcbench.importers.video_dc import METHOD_NAME, import_video_dc
+from vdcbench.core.errors import VdcError
+from vdcbench.archive.importers.video_dc import METHOD_NAME, import_video_dc
 
 CLASSES, FRAMES, SIZE = 10, 8, 56  # the synthetic data set's ipc-t8 tracks: 56x56 crops
 

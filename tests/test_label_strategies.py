@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from vdcbench.archive import read_archive, write_archive
-from vdcbench.evaluate import EvalSettings, Evaluation
-from vdcbench.methods.artifacts import ArtifactStore
+from vdcbench.evaluation.scoring import EvalSettings, Evaluation
+from vdcbench.core.artifacts import ArtifactStore
 from vdcbench.methods.base import CondensationTask
 from vdcbench.methods.random_selection import RandomSelection
 
@@ -50,7 +50,7 @@ def test_variants_run_and_are_never_official(protocol, tmp_path, variant):
 
 
 def test_kl_variant_refuses_hard_labels(protocol, tmp_path):
-    from vdcbench.errors import VdcError
+    from vdcbench.core.errors import VdcError
     loaded = _archive(protocol, tmp_path, "hard")
     with pytest.raises(VdcError, match="kl variant"):
         Evaluation(protocol, loaded, EvalSettings(seeds=(0,), variant="kl"), tmp_path / "r")

@@ -16,12 +16,12 @@ import torch
 from click.testing import CliRunner
 
 from vdcbench.archive import write_archive
-from vdcbench.condensed import CondensedSet, MethodInfo
+from vdcbench.archive.condensed import CondensedSet, MethodInfo
 from vdcbench.data.splits import dataset_sha256
-from vdcbench.errors import VdcError
+from vdcbench.core.errors import VdcError
 from vdcbench.leaderboard.entry import Entry, entry_paths, submit, validate_entries
 from vdcbench.leaderboard.ties import compare, sign_flip_p_value
-from vdcbench.results import EvalRecord, RecordKey
+from vdcbench.evaluation.records import EvalRecord, RecordKey
 
 FAKE_SHA = "cd" * 32
 
@@ -283,7 +283,7 @@ def test_ties_are_marked_against_the_column_best(study, tmp_path):
 
 # ------------------------------------------------------------------------------- the CLI
 def cli():
-    from vdcbench.cli_leaderboard import register
+    from vdcbench.cli.leaderboard import register
     group = click.Group("vdcbench")
     register(group)
     return group

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from vdcbench.errors import UnknownNameError
+from vdcbench.core.errors import UnknownNameError
 from vdcbench.models import build_net, net_names
 from vdcbench.models.minic3d import MiniC3D
 from vdcbench.protocol import NetSpec, load_protocol

@@ -13,6 +13,7 @@ import video_fixtures as fx
 
 from vdcbench.cli import main
 from vdcbench.data.sampling import clip_indices, clip_interval, validation_start
+from vdcbench.data.splits import store_split
 from vdcbench.data.store import open_store
 from vdcbench.protocol import load_protocol
 
@@ -53,7 +54,7 @@ def test_prepare_each_official_layout(layout, tmp_path):
     row = store.index.keys.index(expected.short[0])
     length = int(store.index.lengths[row])
     assert 0 < length < protocol.sampling.frames
-    split = store.split(dataset, store.index.splits[row])
+    split = store_split(store, dataset, store.index.splits[row])
     video = int(np.flatnonzero(split.frames.rows == row)[0])     # its position in the split
     interval = clip_interval(length, protocol.sampling, dataset)
     frames = clip_indices(length, validation_start(length, interval, 8), interval, 8)

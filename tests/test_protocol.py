@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from vdcbench.errors import UnknownNameError, VdcError
+from vdcbench.core.errors import UnknownNameError, VdcError
 from vdcbench.protocol import PROTOCOL_DIR, load_protocol
 
 V1_SHA256 = "4ce4c51de80989720c5a4e8e7d82d49a3fa9d77d1fa51c4cbb05c17661fe9c6a"

@@ -9,7 +9,7 @@ import jsonschema
 import pytest
 
 from vdcbench.protocol import PROTOCOL_DIR
-from vdcbench.results import EvalRecord, aggregate, load_records
+from vdcbench.evaluation.records import EvalRecord, aggregate, load_records
 
 COMMITTED = Path(__file__).resolve().parents[1] / "submissions" / "records"
 SCHEMA = json.loads((PROTOCOL_DIR / "schemas" / "result.schema.json").read_text())
@@ -38,7 +38,7 @@ def test_committed_records_with_and_without_compute_validate_load_and_round_trip
 def test_an_evaluation_record_carries_the_nets_flops_and_its_training_compute(protocol, tmp_path,
                                                                               random_ipc1):
     from vdcbench.archive import read_archive
-    from vdcbench.evaluate import EvalSettings, Evaluation
+    from vdcbench.evaluation.scoring import EvalSettings, Evaluation
     from vdcbench.models.flops import net_cost
 
     loaded = read_archive(random_ipc1[1])
@@ -63,8 +63,8 @@ def test_schema_refuses_negative_compute():
 
 
 def test_a_record_that_breaks_the_schema_is_refused_in_one_line(tmp_path):
-    from vdcbench.errors import VdcError
-    from vdcbench.results import RecordKey
+    from vdcbench.core.errors import VdcError
+    from vdcbench.evaluation.records import RecordKey
     key = RecordKey(archive_sha256="a" * 64, protocol_version=1, protocol_sha256="b" * 64,
                     dataset="synthetic", dataset_sha256="d" * 64, track="ipc1-t8",
                     label_strategy="hard", variant="official", net="minic3d",

@@ -9,9 +9,9 @@ import pytest
 from click.testing import CliRunner
 
 from vdcbench.cli import main
-from vdcbench.errors import VdcError
-from vdcbench.results import EvalRecord, RecordKey
-from vdcbench.results_table import PivotFilter, pivot
+from vdcbench.core.errors import VdcError
+from vdcbench.evaluation.records import EvalRecord, RecordKey
+from vdcbench.evaluation.tables import PivotFilter, pivot
 
 
 def _record(method: str, top1: float, *, seed: int = 0, track: str = "ipc1-t8",
@@ -137,7 +137,7 @@ def test_full_data_row_comes_first_and_only_for_the_tables_columns():
 def test_cli_methods_table_reads_the_shipped_teachers_full_data_row(tmp_path, protocol):
     import json
 
-    from vdcbench.teacher import find_teacher
+    from vdcbench.train.teacher import find_teacher
     sidecar = json.loads(find_teacher(protocol, "synthetic", "minic3d").with_suffix(".json").read_text())
     expected = f"{sidecar['val_top1']:.1f} (n 1)"
     for record in _table6_records():

@@ -13,7 +13,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from vdcbench.schema_docs import (README_NAME, SCHEMA_DIR, readme_is_current, schema_markdown,
+from vdcbench.protocol.schema_docs import (README_NAME, SCHEMA_DIR, readme_is_current, schema_markdown,
                                   schema_rows, schemas_markdown, write_readme)
 
 SCHEMA_NAMES = ("result", "manifest", "entry")
@@ -74,11 +74,11 @@ def test_the_walker_finds_an_undocumented_field_at_any_depth():
 def test_readme_is_up_to_date():
     readme = (SCHEMA_DIR / README_NAME).read_text(encoding="utf-8")
     assert readme == schemas_markdown(SCHEMA_DIR), \
-        "protocol/schemas/README.md is stale: run python -m vdcbench.schema_docs"
+        "protocol/schemas/README.md is stale: run python -m vdcbench.protocol.schema_docs"
 
 
 def test_check_flag_reports_a_current_page():
-    run = subprocess.run([sys.executable, "-m", "vdcbench.schema_docs", "--check"],
+    run = subprocess.run([sys.executable, "-m", "vdcbench.protocol.schema_docs", "--check"],
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
 

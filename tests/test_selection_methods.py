@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from vdcbench.errors import VdcError
-from vdcbench.methods.artifacts import ArtifactStore
+from vdcbench.core.errors import VdcError
+from vdcbench.core.artifacts import ArtifactStore
 from vdcbench.methods.base import CondensationTask
 from vdcbench.methods.forgetting import (Forgetting, ForgettingCounter, _ObservingTrainer,
                                          fixed_view_config, most_forgotten)
@@ -112,7 +112,7 @@ class _Pooled(nn.Module):
 
 
 def test_observing_trainer_sees_every_clip_once_per_epoch_in_its_training_batch(protocol):
-    from vdcbench.teacher import teacher_fit_config
+    from vdcbench.train.teacher import teacher_fit_config
 
     dataset = protocol.dataset("synthetic")
     fit = fixed_view_config(teacher_fit_config(protocol, dataset,
@@ -234,7 +234,7 @@ def test_rded_stored_view_is_bitwise_the_scored_input_with_crops_flips_and_paddi
 
 # ------------------------------------------------------------------------------- end to end
 def _teacher_or_skip(protocol):
-    from vdcbench.teacher import find_teacher
+    from vdcbench.train.teacher import find_teacher
     if find_teacher(protocol, "synthetic", "minic3d") is None:
         pytest.skip("the shipped synthetic MiniC3D teacher (vdcbench/shipped/teachers/"
                     "synthetic-minic3d-p*.safetensors) is not there yet: its training run has "

@@ -10,7 +10,7 @@ import pytest
 
 import video_fixtures as fx
 from vdcbench.data.sources import list_source, source_names, source_options
-from vdcbench.errors import VdcError
+from vdcbench.core.errors import VdcError
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 

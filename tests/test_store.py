@@ -23,9 +23,10 @@ from vdcbench.data.decode import decode_entries, resize_frames
 from vdcbench.data.frame_formats import JPEG_FILE, JPEG_OFFSETS_FILE
 from vdcbench.data.listing import SourceListing, VideoEntry
 from vdcbench.data.prepare import PARTS_DIR, prepare_listing
+from vdcbench.data.splits import store_split
 from vdcbench.data.store import (CACHE_DIR, FRAMES_FILE, MANIFEST_FILE, bytes_per_hour,
                                  find_store, open_store, verify_store)
-from vdcbench.errors import UnknownNameError, VdcError
+from vdcbench.core.errors import UnknownNameError, VdcError
 from vdcbench.protocol import canonical_sha256
 
 RESIZE = (16, 20)
@@ -78,7 +79,7 @@ def test_store_round_trip_clips_equal_the_decoded_frames(tiny):
     assert store.frames.array.shape == (12 + 20 + 9 + 15 + 5 + 10, *RESIZE, 3)
     for row, key in enumerate(store.index.keys):
         assert np.array_equal(store.video_frames(row), _decoded(listing, key))
-    train = store.split(_folder_dataset(), "train")
+    train = store_split(store, _folder_dataset(), "train")
     assert train.lengths.tolist() == [12, 20, 15, 5]
     assert train.labels.tolist() == [0, 0, 1, 1]
     assert train.frame_size == RESIZE
@@ -314,7 +315,7 @@ def test_validation_clips_are_cached_in_the_store(tiny, protocol, monkeypatch):
 def test_training_windows_follow_each_videos_length(tiny):
     from vdcbench.train.sources import VideoWindows
     store = tiny[1].store
-    train = store.split(_folder_dataset(), "train")
+    train = store_split(store, _folder_dataset(), "train")
     windows = VideoWindows(train, train.labels, 8, np.ones(len(train), dtype=np.int64))
     clips = windows.clips(np.arange(len(train)), seed=0, epoch=0)
     assert clips.shape == (4, 3, 8, *RESIZE)
@@ -354,7 +355,7 @@ def test_jpeg_store_clips_equal_the_decoded_frames_within_jpeg_tolerance(tiny, t
         frames = store.video_frames(row)
         assert frames.shape == (int(store.index.lengths[row]), *RESIZE, 3)
         assert _mean_abs_diff(frames, _decoded(listing, key)) < 3
-    train = store.split(_folder_dataset(), "train")
+    train = store_split(store, _folder_dataset(), "train")
     index = np.array([1, 3, 5, 7, 9, 11, 13, 19])
     clip = train.clip(1, index)
     assert clip.dtype == torch.uint8 and clip.shape == (3, 8, *RESIZE)

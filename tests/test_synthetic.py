@@ -7,10 +7,11 @@ import dataclasses
 import numpy as np
 import pytest
 
+from vdcbench.core import paths
 from vdcbench.data import synthetic
 from vdcbench.data.synthetic import (CLASS_NAMES, _draw_params, _draw_scene, _render,
                                      generate_split, generate_video, load_split)
-from vdcbench.errors import VdcError
+from vdcbench.core.errors import VdcError
 from vdcbench.protocol import load_protocol
 
 P = load_protocol(1)
@@ -34,7 +35,7 @@ def test_class_names():
 # --- (a) regeneration against the pinned hashes, and the cache ---------------------------------
 
 def test_regenerated_splits_match_the_pin_and_are_cached(cache, monkeypatch):
-    assert synthetic.cache_dir() == cache.parent.parent
+    assert paths.cache_root() == cache.parent.parent
     first = {}
     for split, per_class, pinned in (("train", SPEC.train_per_class, SPEC.train_sha256),
                                      ("val", SPEC.val_per_class, SPEC.val_sha256)):

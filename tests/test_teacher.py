@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from vdcbench.data.splits import dataset_sha256, open_split, validation_clips
-from vdcbench.teacher import SHIPPED_DIR, find_teacher, load_teacher, train_teacher
+from vdcbench.train.teacher import SHIPPED_DIR, find_teacher, load_teacher, train_teacher
 from vdcbench.train.augment import Normalize
 from vdcbench.train.trainer import score
 
@@ -36,7 +36,7 @@ def test_shortened_teacher_run_is_reported_not_saved(protocol, tmp_path):
 def test_a_stopped_teacher_training_resumes_to_the_same_teacher(protocol, tmp_path):
     import pytest
 
-    from vdcbench.methods.artifacts import ArtifactStore
+    from vdcbench.core.artifacts import ArtifactStore
     from vdcbench.train.trainer import weights_sha256
 
     class Stop(Exception):

@@ -8,9 +8,9 @@ import numpy as np
 import torch
 
 from vdcbench.archive import read_archive
-from vdcbench.evaluate import student_fit_config
+from vdcbench.evaluation.scoring import student_fit_config
 from vdcbench.models import build_net
-from vdcbench.randomness import STREAM_INIT, torch_seed
+from vdcbench.core.randomness import STREAM_INIT, torch_seed
 from vdcbench.train.sources import StoredClips
 from vdcbench.train.trainer import Trainer, parameter_groups
 
@@ -95,9 +95,9 @@ def test_records_match_their_schema_and_round_trip(tmp_path, random_ipc1):
 
     import jsonschema
 
-    from vdcbench.evaluate import EvalSettings, Evaluation
+    from vdcbench.evaluation.scoring import EvalSettings, Evaluation
     from vdcbench.protocol import PROTOCOL_DIR, load_protocol
-    from vdcbench.results import EvalRecord
+    from vdcbench.evaluation.records import EvalRecord
 
     protocol = load_protocol(1)
     evaluation = Evaluation(protocol, read_archive(random_ipc1[1]),

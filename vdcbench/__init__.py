@@ -1,3 +1,5 @@
 """vdcbench: the open benchmark harness for video dataset condensation."""
 
-__version__ = "0.1.0"
+from vdcbench.core.version import __version__
+
+__all__ = ["__version__"]

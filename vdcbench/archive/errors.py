@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 
-from vdcbench.errors import VdcError
+from vdcbench.core.errors import VdcError
 
 
 class ArchiveErrorCode(enum.Enum):

@@ -14,9 +14,9 @@ import numpy as np
 import torch
 
 from vdcbench.archive.errors import ArchiveError, ArchiveErrorCode
-from vdcbench.condensed import CondensedSet
+from vdcbench.archive.condensed import CondensedSet
 from vdcbench.data.datasets import resolve_dataset
-from vdcbench.errors import UnknownNameError, VdcError
+from vdcbench.core.errors import UnknownNameError, VdcError
 from vdcbench.protocol import Protocol, Track
 
 VIDEO_DTYPES = (torch.uint8, torch.float16, torch.float32)

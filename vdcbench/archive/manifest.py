@@ -15,9 +15,9 @@ from typing import Any
 import jsonschema
 import torch
 
-import vdcbench
+from vdcbench.core.version import __version__
 from vdcbench.archive.errors import ArchiveError, ArchiveErrorCode
-from vdcbench.condensed import CondensedSet
+from vdcbench.archive.condensed import CondensedSet
 from vdcbench.protocol import PROTOCOL_DIR, Protocol
 
 FORMAT = "vdcbench-submission"
@@ -77,7 +77,7 @@ def build_manifest(cs: CondensedSet, *, protocol: Protocol, num_classes: int,
         "external_weights": list(cs.external_weights),
         "tensors": tensors,
         "members": {name: {"sha256": sha, "bytes": size} for name, (sha, size) in members.items()},
-        "created_with": {"vdcbench": vdcbench.__version__, "torch": torch.__version__},
+        "created_with": {"vdcbench": __version__, "torch": torch.__version__},
     }
 
 

@@ -33,8 +33,8 @@ from vdcbench.archive.errors import ArchiveError, ArchiveErrorCode
 from vdcbench.archive.ledger import StorageLedger, budget_track, check_budget
 from vdcbench.archive.manifest import (LABELS_MEMBER, MANIFEST_MEMBER, MEMBERS, SAFETENSORS_DTYPES,
                                        VIDEOS_MEMBER, parse_manifest, reject_duplicate_keys)
-from vdcbench.condensed import CondensedSet, MethodInfo
-from vdcbench.errors import VdcError
+from vdcbench.archive.condensed import CondensedSet, MethodInfo
+from vdcbench.core.errors import VdcError
 from vdcbench.protocol import ArchiveLimits, Protocol, Track, load_protocol
 
 Code = ArchiveErrorCode

@@ -22,7 +22,7 @@ from vdcbench.archive.errors import ArchiveError, ArchiveErrorCode
 from vdcbench.archive.ledger import budget_track, check_budget
 from vdcbench.archive.manifest import (LABELS_MEMBER, MANIFEST_MEMBER, VIDEOS_MEMBER,
                                        build_manifest, encode_manifest)
-from vdcbench.condensed import CondensedSet
+from vdcbench.archive.condensed import CondensedSet
 from vdcbench.protocol import Protocol
 
 GZIP_SUFFIXES = (".tar.gz", ".tgz")

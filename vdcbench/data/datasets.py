@@ -13,7 +13,7 @@ import dataclasses
 import json
 
 from vdcbench.data.store import COLLECTION_DATASET, MANIFEST_FILE, find_store, stores_root
-from vdcbench.errors import UnknownNameError, VdcError
+from vdcbench.core.errors import UnknownNameError, VdcError
 from vdcbench.protocol import Dataset, Protocol
 
 

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from vdcbench.data.jpeg import EncodedFrames, decode_frames
-from vdcbench.errors import UnknownNameError, VdcError
+from vdcbench.core.errors import UnknownNameError, VdcError
 
 RAW = "raw"
 JPEG = "jpeg"

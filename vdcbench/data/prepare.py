@@ -28,13 +28,13 @@ from pathlib import Path
 
 import numpy as np
 
-from vdcbench.atomic_file import write_atomic, write_text_atomic
+from vdcbench.core.atomic_file import write_atomic, write_text_atomic
 from vdcbench.data.decode import DecodedVideo, DecodeError, decode_entries
 from vdcbench.data.frame_formats import JPEG, RAW, check_frame_format, frames_sha256, jpeg_sha256
 from vdcbench.data.jpeg import EncodedFrames, encode_frames
 from vdcbench.data.listing import SourceListing, VideoEntry
 from vdcbench.data.store import MANIFEST_FILE, Store, StoredVideo, open_store, write_store
-from vdcbench.errors import VdcError
+from vdcbench.core.errors import VdcError
 from vdcbench.protocol import canonical_sha256
 
 PARTS_DIR = "parts"

@@ -19,10 +19,11 @@ import numpy as np
 import torch
 
 from vdcbench.data import synthetic
+from vdcbench.data.store import Store, StoreFrames, cached_validation_clips, open_store_for
 from vdcbench.data.sampling import center_crop, clip_indices, clip_interval, validation_start
-from vdcbench.errors import VdcError
+from vdcbench.core.errors import VdcError
 from vdcbench.protocol import Dataset, Protocol, canonical_sha256
-from vdcbench.randomness import STREAM_VAL_FRAME_ORDER, rng_for
+from vdcbench.core.randomness import STREAM_VAL_FRAME_ORDER, rng_for
 
 
 @dataclass(frozen=True)
@@ -175,7 +176,6 @@ def dataset_sha256(dataset: Dataset) -> str:
         g = dataset.generator
         return canonical_sha256({"dataset": dataset.name, "generator": g.version, "seed": g.seed,
                                  "train": g.train_sha256, "val": g.val_sha256})
-    from vdcbench.data.store import open_store_for
     return open_store_for(dataset).sha256
 
 
@@ -185,8 +185,17 @@ def open_split(dataset: Dataset, split: str) -> VideoSplit:
         data = synthetic.load_split(dataset.generator, split)
         return VideoSplit.from_tensor(dataset, split, torch.from_numpy(data.videos),
                                       torch.from_numpy(data.labels), synthetic.CLASS_NAMES)
-    from vdcbench.data.store import open_store_for
-    return open_store_for(dataset).split(dataset, split)
+    return store_split(open_store_for(dataset), dataset, split)
+
+
+def store_split(store: Store, dataset: Dataset, split: str) -> VideoSplit:
+    """The ``split`` of a prepared frame store, read clip by clip from its files."""
+    if split not in ("train", "val"):
+        raise VdcError(f"unknown split {split!r} of {dataset.name!r} (known: train, val)")
+    rows = store.index.rows(split)
+    return VideoSplit(dataset=dataset, split=split,
+                      labels=torch.from_numpy(store.index.labels[rows].copy()),
+                      class_names=store.classes, frames=StoreFrames(store, rows))
 
 
 def centred_indices(split: VideoSplit, video: int, sampling, frames: int) -> np.ndarray:
@@ -203,7 +212,6 @@ def validation_clips(protocol: Protocol, split: VideoSplit, *, shuffle_frames_se
     clips of a store-backed split are cached in the store the first time they are asked for.
     """
     if shuffle_frames_seed is None and not isinstance(split.frames, TensorFrames):
-        from vdcbench.data.store import cached_validation_clips
         cached = cached_validation_clips(protocol, split, lambda: _validation_clips(protocol, split))
         return ValidationClips(videos=cached, labels=split.labels)
     return ValidationClips(videos=_validation_clips(protocol, split, shuffle_frames_seed),

@@ -37,14 +37,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vdcbench.atomic_file import atomic_path, write_json_atomic, write_text_atomic
+from vdcbench.core.atomic_file import atomic_path, write_json_atomic, write_text_atomic
 from vdcbench.data.frame_formats import (FILES, FRAME_FORMATS, JPEG, RAW, RAW_FILE, JpegFrames,
                                          RawFrames, check_frame_format, open_frames, open_writer)
 from vdcbench.data.frame_formats import frames_sha256  # noqa: F401  (its home before formats)
 from vdcbench.data.jpeg import SETTINGS as JPEG_SETTINGS
 from vdcbench.data.jpeg import codec_versions
-from vdcbench.data.synthetic import cache_dir
-from vdcbench.errors import VdcError
+from vdcbench.core.errors import VdcError
+from vdcbench.core.paths import stores_dir
 from vdcbench.protocol import Dataset, Protocol, canonical_sha256
 
 FORMAT = "vdcbench-frame-store"
@@ -66,7 +66,7 @@ def valid_store_name(name: str) -> bool:
 
 
 def stores_root() -> Path:
-    return cache_dir() / "stores"
+    return stores_dir()
 
 
 def default_store_dir(name: str) -> Path:
@@ -156,7 +156,7 @@ def store_sha256(dataset: str, classes: Sequence[str], resize: tuple[int, int],
 
 def tool_versions() -> dict[str, str]:
     """The decoder and framework versions a store records (decoders change pixels)."""
-    from vdcbench import __version__
+    from vdcbench.core.version import __version__
     versions = {"vdcbench": __version__, "torch": torch.__version__,
                 "python": platform.python_version(), **codec_versions()}
     try:
@@ -284,15 +284,6 @@ class Store:
         """All frames of index row ``row``, (L, H, W, 3) uint8."""
         offset, length = int(self.index.offsets[row]), int(self.index.lengths[row])
         return self.frames.read(np.arange(offset, offset + length)).numpy()
-
-    def split(self, dataset: Dataset, split: str) -> "VideoSplit":
-        from vdcbench.data.splits import VideoSplit
-        if split not in ("train", "val"):
-            raise VdcError(f"unknown split {split!r} of {dataset.name!r} (known: train, val)")
-        rows = self.index.rows(split)
-        return VideoSplit(dataset=dataset, split=split,
-                          labels=torch.from_numpy(self.index.labels[rows].copy()),
-                          class_names=self.classes, frames=StoreFrames(self, rows))
 
     def size_bytes(self) -> int:
         names = (*FILES[self.frame_format], INDEX_FILE, MANIFEST_FILE)

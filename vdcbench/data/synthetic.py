@@ -26,14 +26,14 @@ sha256 of both splits.
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from vdcbench.atomic_file import write_atomic
-from vdcbench.errors import VdcError
+from vdcbench.core.atomic_file import write_atomic
+from vdcbench.core.errors import VdcError
+from vdcbench.core.paths import synthetic_dir
 from vdcbench.protocol import GeneratorSpec
 
 GENERATOR_VERSION = 1
@@ -227,15 +227,9 @@ def generate_split(spec: GeneratorSpec, split: str) -> SyntheticSplit:
     return SyntheticSplit(videos=videos, labels=labels)
 
 
-def cache_dir() -> Path:
-    root = os.environ.get("VDCBENCH_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "vdcbench")
-    return Path(root)
-
-
 def split_cache_folder(spec: GeneratorSpec) -> Path:
     """Where the generated splits of ``spec`` are cached: named by everything that shapes them."""
-    return cache_dir() / "synthetic" / (
+    return synthetic_dir() / (
         f"g{spec.version}-seed{spec.seed}-{spec.frames}x{spec.height}x{spec.width}"
         f"-{spec.train_per_class}-{spec.val_per_class}")
 

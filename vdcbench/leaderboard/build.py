@@ -32,14 +32,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from vdcbench.atomic_file import write_bytes_atomic
-from vdcbench.errors import VdcError
+from vdcbench.core.atomic_file import write_bytes_atomic
+from vdcbench.core.errors import VdcError
 from vdcbench.leaderboard.entry import Entry, archive_file, validate_entries
 from vdcbench.leaderboard.gallery import frame_grid, png_bytes
 from vdcbench.leaderboard.tables import (METRIC_LABELS, Leaderboard, Row, Table, TableCell,
                                          build_tables, load_teacher_sidecars)
 from vdcbench.leaderboard.ties import ALPHA, MIN_PAIRS, MIN_PERMUTATION_PAIRS
-from vdcbench.results import mean_std
+from vdcbench.evaluation.records import mean_std
 
 LEADERBOARD_FORMAT = "vdcbench-leaderboard"
 LEADERBOARD_VERSION = 1
@@ -51,7 +51,7 @@ GENERATED_DIRS = ("plots", "gallery")
 
 
 def default_teachers_dir() -> Path:
-    from vdcbench.teacher import SHIPPED_DIR
+    from vdcbench.train.teacher import SHIPPED_DIR
     return SHIPPED_DIR
 
 

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vdcbench.errors import VdcError
+from vdcbench.core.errors import VdcError
 from vdcbench.leaderboard.entry import ENTRY_FORMAT, Entry
 from vdcbench.methods.settings import with_defaults
-from vdcbench.results import RECORD_FORMAT, EvalRecord
+from vdcbench.evaluation.records import RECORD_FORMAT, EvalRecord
 
 SAME, BLOCKING, NOTE = "same", "differs", "note"
 

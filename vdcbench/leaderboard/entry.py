@@ -29,10 +29,10 @@ from typing import Any
 
 import jsonschema
 
-from vdcbench.atomic_file import write_json_atomic
-from vdcbench.errors import UnknownNameError, VdcError
+from vdcbench.core.atomic_file import write_json_atomic
+from vdcbench.core.errors import UnknownNameError, VdcError
 from vdcbench.protocol import PROTOCOL_DIR, Protocol, load_protocol
-from vdcbench.results import EvalRecord
+from vdcbench.evaluation.records import EvalRecord
 
 ENTRY_FORMAT = "vdcbench-entry"
 ENTRY_VERSION = 1
@@ -84,7 +84,7 @@ class SeedResult:
 
 
 def _mean_std(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and sample std (0 for one value), as ``vdcbench.results.aggregate`` computes them."""
+    """Mean and sample std (0 for one value), as ``vdcbench.evaluation.records.aggregate`` computes them."""
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 

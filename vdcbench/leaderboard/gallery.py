@@ -18,9 +18,9 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from vdcbench.atomic_file import write_bytes_atomic
-from vdcbench.condensed import CondensedSet
-from vdcbench.errors import VdcError
+from vdcbench.core.atomic_file import write_bytes_atomic
+from vdcbench.archive.condensed import CondensedSet
+from vdcbench.core.errors import VdcError
 
 GAP = 2            # pixels between frames
 BLOCK_GAP = 6      # extra pixels between classes

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vdcbench.errors import VdcError
+from vdcbench.core.errors import VdcError
 from vdcbench.leaderboard.entry import RANDOM_METHOD, Entry, NetResults
 from vdcbench.leaderboard.ties import compare
 from vdcbench.protocol import Protocol, load_protocol

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 
-from vdcbench.errors import VdcError
+from vdcbench.core.errors import VdcError
 
 ALPHA = Fraction(1, 20)
 MIN_PAIRS = 2

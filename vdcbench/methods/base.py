@@ -23,13 +23,14 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from vdcbench.condensed import CondensedSet
-from vdcbench.data.splits import VideoSplit, open_split
-from vdcbench.errors import VdcError
-from vdcbench.methods.artifacts import ArtifactStore
+from vdcbench.archive.condensed import CondensedSet, MethodInfo
+from vdcbench.data.splits import VideoSplit, class_members, open_split
+from vdcbench.train.teacher import load_teacher
+from vdcbench.core.errors import VdcError
+from vdcbench.core.artifacts import ArtifactStore
 from vdcbench.protocol import Protocol, Track
 from vdcbench.train.augment import Normalize, to_unit_float
-from vdcbench.randomness import STREAM_METHOD, rng_for
+from vdcbench.core.randomness import STREAM_METHOD, rng_for
 
 Progress = Callable[[int, int, str], None]
 
@@ -63,7 +64,6 @@ class CondensationTask:
 
     def require_videos_per_class(self, needed: int, what: str) -> None:
         """Raise, naming the class, when a class of the train split has fewer than ``needed``."""
-        from vdcbench.data.splits import class_members
         for label in range(self.train.num_classes):
             class_members(self.train, label, needed, what)
 
@@ -80,7 +80,6 @@ class CondensationTask:
 
         Loaded (and its file hashed) once per task, however often a method asks."""
         if net not in self._teachers:
-            from vdcbench.teacher import load_teacher
             self.protocol.net(net)   # a misspelt net is named as such, not as a missing teacher
             self._teachers[net] = load_teacher(self.protocol, self.dataset, net, self.device)
         return self._teachers[net]
@@ -99,8 +98,6 @@ class CondensationTask:
     def finish(self, method: "Method", videos: torch.Tensor, labels: torch.Tensor,
                wall_seconds: float | None = None) -> CondensedSet:
         """Wrap selected or synthesised clips as a CondensedSet, adding soft labels when asked."""
-        from vdcbench.condensed import MethodInfo
-
         strategy = self.protocol.label_strategy(self.label_strategy)
         soft = self.teacher_logits(videos) if strategy.labels == "archive-logits" else None
         info = MethodInfo(name=method.name, kind=method.kind,
@@ -138,7 +135,7 @@ class Method(abc.ABC):
         values = {}
         for key, text in overrides.items():
             if key not in fields:
-                from vdcbench.errors import UnknownNameError
+                from vdcbench.core.errors import UnknownNameError
                 raise UnknownNameError(f"{cls.name} setting", key, fields)
             default = getattr(cls.Config(), key)
             try:

@@ -19,9 +19,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from vdcbench.condensed import CondensedSet
+from vdcbench.archive.condensed import CondensedSet
 from vdcbench.data.splits import class_members, centred_indices, VideoSplit
-from vdcbench.errors import VdcError
+from vdcbench.core.errors import VdcError
 from vdcbench.methods.base import CondensationTask, Method
 from vdcbench.protocol import Protocol
 from vdcbench.train.augment import Normalize, center_crop, to_unit_float

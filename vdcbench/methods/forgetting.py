@@ -34,15 +34,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from vdcbench.condensed import CondensedSet
-from vdcbench.errors import VdcError
+from vdcbench.archive.condensed import CondensedSet
+from vdcbench.core.errors import VdcError
 from vdcbench.methods.base import CondensationTask, Method
 from vdcbench.data.splits import class_members
 from vdcbench.methods.features import centred_clips
 from vdcbench.models import build_net
-from vdcbench.randomness import STREAM_METHOD, torch_seed
+from vdcbench.core.randomness import STREAM_METHOD, torch_seed
 from vdcbench.train.checkpoint import FitCheckpoint
 from vdcbench.train.sources import StoredClips
+from vdcbench.train.teacher import teacher_fit_config
 from vdcbench.train.trainer import FitConfig, Trainer
 
 
@@ -159,7 +160,6 @@ class Forgetting(Method):
 
     def _events(self, task: CondensationTask, config: "Forgetting.Config", recipe) -> np.ndarray:
         """Forgetting events per train video, from the artifact cache or a training run."""
-        from vdcbench.teacher import teacher_fit_config
 
         split, protocol = task.train, task.protocol
         view = "aug" if config.augment else "fixed"

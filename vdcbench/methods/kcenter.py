@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from vdcbench.condensed import CondensedSet
-from vdcbench.errors import VdcError
+from vdcbench.archive.condensed import CondensedSet
+from vdcbench.core.errors import VdcError
 from vdcbench.methods.base import CondensationTask, Method
 from vdcbench.methods.features import select_in_feature_space
 

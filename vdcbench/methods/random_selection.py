@@ -12,7 +12,7 @@ import time
 
 import torch
 
-from vdcbench.condensed import CondensedSet
+from vdcbench.archive.condensed import CondensedSet
 from vdcbench.data.splits import class_members
 from vdcbench.data.sampling import clip_indices, training_start
 from vdcbench.methods.base import CondensationTask, Method

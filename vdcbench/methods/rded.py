@@ -39,9 +39,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vdcbench.condensed import CondensedSet
+from vdcbench.archive.condensed import CondensedSet
 from vdcbench.data.sampling import clip_indices, max_start
-from vdcbench.errors import VdcError
+from vdcbench.core.errors import VdcError
 from vdcbench.methods.base import CondensationTask, Method
 from vdcbench.data.splits import FrameSource, VideoSplit, as_frame_source, class_members
 from vdcbench.train.augment import (CropBoxes, Normalize, apply_crops, random_resized_crop_box,

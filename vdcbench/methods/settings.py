@@ -71,7 +71,7 @@ def with_defaults(method: str, config: Mapping[str, Any]) -> dict[str, Any]:
     A key added to a method later keeps the old behaviour by default, so an archive made before
     the key existed ran with that default. A method not installed here is taken as recorded.
     """
-    from vdcbench.errors import VdcError
+    from vdcbench.core.errors import VdcError
     from vdcbench.methods.registry import get_method
     try:
         defaults = get_method(method).Config()

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from torch import nn
 
-from vdcbench.errors import UnknownNameError
+from vdcbench.core.errors import UnknownNameError
 from vdcbench.models.minic3d import MiniC3D
 from vdcbench.protocol import NetSpec
 

@@ -18,7 +18,7 @@ import torch
 from torchvision.ops import roi_align
 
 from vdcbench.data.sampling import center_crop  # noqa: F401  (re-exported: the validation crop)
-from vdcbench.randomness import STREAM_CROP, rng_for
+from vdcbench.core.randomness import STREAM_CROP, rng_for
 
 
 @dataclass(frozen=True)

@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
-if TYPE_CHECKING:   # the trainer must not import the methods package (it imports the trainer)
-    from vdcbench.methods.artifacts import ArtifactStore
+from vdcbench.core.artifacts import ArtifactStore
 
 
 @dataclass(frozen=True)

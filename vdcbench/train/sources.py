@@ -9,7 +9,7 @@ import torch
 
 from vdcbench.data.sampling import clip_indices, training_start
 from vdcbench.data.splits import FrameSource
-from vdcbench.randomness import STREAM_FRAME_ORDER, STREAM_WINDOW, rng_for
+from vdcbench.core.randomness import STREAM_FRAME_ORDER, STREAM_WINDOW, rng_for
 
 
 @dataclass(frozen=True)

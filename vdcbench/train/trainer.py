@@ -23,7 +23,7 @@ from vdcbench.data.splits import ValidationClips
 from vdcbench.train.checkpoint import FitCheckpoint
 from vdcbench.train.augment import Normalize, apply_crops, draw_crops, to_unit_float
 from vdcbench.train.losses import kl_divergence, mse_gt
-from vdcbench.randomness import (STREAM_CUTMIX, STREAM_SHUFFLE, STREAM_TORCH, rng_for,
+from vdcbench.core.randomness import (STREAM_CUTMIX, STREAM_SHUFFLE, STREAM_TORCH, rng_for,
                                        torch_seed)
 
 

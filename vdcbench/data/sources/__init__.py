@@ -33,7 +33,7 @@ from vdcbench.data.sources.miniucf import list_miniucf
 from vdcbench.data.sources.rawframes import list_rawframes
 from vdcbench.data.sources.ssv2 import list_ssv2
 from vdcbench.data.sources.ucf101 import list_ucf101
-from vdcbench.errors import UnknownNameError, VdcError
+from vdcbench.core.errors import UnknownNameError, VdcError
 from vdcbench.protocol import Protocol, load_protocol
 
 SOURCES: MappingProxyType[str, Callable[..., SourceListing]] = MappingProxyType({

@@ -31,7 +31,7 @@ from vdcbench.data.listing import SourceListing, VideoEntry
 from vdcbench.data.sources.group_split import seeded_group_split
 from vdcbench.data.sources.layout import (build_listing, class_folders, expect_protocol,
                                           read_lines, require_root, video_files)
-from vdcbench.errors import VdcError
+from vdcbench.core.errors import VdcError
 from vdcbench.protocol import Protocol
 
 DEFAULT_SEED = 0

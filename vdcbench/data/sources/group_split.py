@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vdcbench.errors import VdcError
+from vdcbench.core.errors import VdcError
 
 
 @dataclass(frozen=True)

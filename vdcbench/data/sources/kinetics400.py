@@ -19,7 +19,7 @@ from pathlib import Path
 from vdcbench.data.listing import SourceListing, VideoEntry
 from vdcbench.data.sources.layout import (build_listing, expect_protocol, is_video,
                                           require_root)
-from vdcbench.errors import VdcError
+from vdcbench.core.errors import VdcError
 from vdcbench.protocol import Protocol
 
 COLUMNS = ("label", "youtube_id", "time_start", "time_end", "split")

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from vdcbench.data.listing import SourceListing, VideoEntry
-from vdcbench.errors import NotBuiltError, VdcError
+from vdcbench.core.errors import NotBuiltError, VdcError
 from vdcbench.protocol import Dataset
 
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".mpg", ".mpeg")

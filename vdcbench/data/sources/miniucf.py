@@ -13,7 +13,7 @@ from pathlib import Path
 from vdcbench.data.listing import SourceListing, VideoEntry
 from vdcbench.data.sources.layout import build_listing, expect_protocol, split_number
 from vdcbench.data.sources.ucf101 import read_layout
-from vdcbench.errors import VdcError
+from vdcbench.core.errors import VdcError
 from vdcbench.protocol import Protocol
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from vdcbench.data.listing import SourceListing, VideoEntry
 from vdcbench.data.sources.layout import build_listing, read_lines, require_root
-from vdcbench.errors import VdcError
+from vdcbench.core.errors import VdcError
 from vdcbench.protocol import Protocol
 
 

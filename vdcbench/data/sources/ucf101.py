@@ -19,7 +19,7 @@ from vdcbench.data.listing import SourceListing, VideoEntry
 from vdcbench.data.sources.layout import (CaseFoldIndex, build_listing, class_folders,
                                           expect_protocol, read_lines, require_file, require_root,
                                           split_number)
-from vdcbench.errors import VdcError
+from vdcbench.core.errors import VdcError
 from vdcbench.protocol import Protocol
 
 LIST_FOLDER = "ucfTrainTestlist"

@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 import torch
 
-from vdcbench.errors import VdcError
+from vdcbench.core.errors import VdcError
 
 METHOD_KINDS = ("selection", "distillation")
 

@@ -18,12 +18,12 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from vdcbench.errors import NotBuiltError, UnknownNameError, VdcError
+from vdcbench.core.errors import NotBuiltError, UnknownNameError, VdcError
 
 # A source checkout (or editable install) reads the repository's top-level protocol/; a wheel
 # carries the same files as the vdcbench._protocol package data.
-_SOURCE_DIR = Path(__file__).resolve().parent.parent / "protocol"
-PROTOCOL_DIR = _SOURCE_DIR if (_SOURCE_DIR / "v1.toml").is_file() else Path(__file__).resolve().parent / "_protocol"
+_SOURCE_DIR = Path(__file__).resolve().parents[2] / "protocol"
+PROTOCOL_DIR = _SOURCE_DIR if (_SOURCE_DIR / "v1.toml").is_file() else Path(__file__).resolve().parents[1] / "_protocol"
 LATEST_VERSION = 1
 _TRACK_ID = re.compile(r"^ipc(\d+)-t(\d+)$")
 

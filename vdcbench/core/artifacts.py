@@ -8,8 +8,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from vdcbench.atomic_file import atomic_path, write_bytes_atomic
-from vdcbench.errors import VdcError
+from vdcbench.core.atomic_file import atomic_path, write_bytes_atomic
+from vdcbench.core.errors import VdcError
 
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 

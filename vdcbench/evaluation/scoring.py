@@ -9,16 +9,16 @@ from pathlib import Path
 
 import torch
 
-from vdcbench import __version__
+from vdcbench.core.version import __version__
 from vdcbench.archive import LoadedArchive
 from vdcbench.data.splits import dataset_sha256, open_split, validation_clips
-from vdcbench.errors import NotBuiltError, VdcError
+from vdcbench.core.errors import NotBuiltError, VdcError
 from vdcbench.models import build_net
 from vdcbench.models.flops import NetCost, net_cost, training_gflops
 from vdcbench.protocol import Protocol
-from vdcbench.results import EvalRecord, RecordKey, find_record
-from vdcbench.teacher import load_teacher
-from vdcbench.randomness import STREAM_INIT, torch_seed
+from vdcbench.evaluation.records import EvalRecord, RecordKey, find_record
+from vdcbench.train.teacher import load_teacher
+from vdcbench.core.randomness import STREAM_INIT, torch_seed
 from vdcbench.train.sources import StoredClips
 from vdcbench.train.trainer import FitConfig, Trainer, ValidationClips
 

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 
-from vdcbench.errors import VdcError
+from vdcbench.core.errors import VdcError
 
 console = Console(stderr=True)
 # Piped output (logs, CI) gets wide tables instead of rich's 80-column default.

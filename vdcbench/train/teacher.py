@@ -14,31 +14,29 @@ import json
 import platform
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+
 
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from vdcbench import __version__
-from vdcbench.atomic_file import atomic_path, write_json_atomic
+from vdcbench.core.version import __version__
+from vdcbench.core.artifacts import ArtifactStore
+from vdcbench.core.atomic_file import atomic_path, write_json_atomic
 from vdcbench.data.splits import (VideoSplit, class_members, dataset_sha256, open_split,
                                   validation_clips)
-from vdcbench.data.synthetic import cache_dir
-from vdcbench.errors import VdcError
+from vdcbench.core.errors import VdcError
+from vdcbench.core.paths import teacher_resume_dir, teachers_dir
 from vdcbench.models import build_net
 from vdcbench.models.flops import net_cost, training_gflops
 from vdcbench.protocol import Dataset, Protocol, TeacherRecipe
-from vdcbench.randomness import STREAM_INIT, torch_seed
+from vdcbench.core.randomness import STREAM_INIT, torch_seed
 from vdcbench.train.checkpoint import FitCheckpoint
 from vdcbench.train.sources import VideoWindows
 from vdcbench.train.trainer import FitConfig, Trainer
 
-if TYPE_CHECKING:
-    from vdcbench.methods.artifacts import ArtifactStore
-
-SHIPPED_DIR = Path(__file__).resolve().parent / "shipped" / "teachers"
+SHIPPED_DIR = Path(__file__).resolve().parents[1] / "shipped" / "teachers"
 
 
 @dataclass(frozen=True)
@@ -56,7 +54,7 @@ def teacher_filename(protocol: Protocol, dataset: str, net: str) -> str:
 
 
 def teacher_dirs() -> list[Path]:
-    return [cache_dir() / "teachers", SHIPPED_DIR]
+    return [teachers_dir(), SHIPPED_DIR]
 
 
 def file_sha256(path: Path) -> str:
@@ -102,8 +100,7 @@ def load_teacher(protocol: Protocol, dataset: Dataset, net: str, device: str = "
 
 def teacher_resume_store() -> "ArtifactStore":
     """Where an interrupted teacher training keeps its per-epoch state (in the cache)."""
-    from vdcbench.methods.artifacts import ArtifactStore
-    return ArtifactStore(cache_dir() / "teachers" / "resume")
+    return ArtifactStore(teacher_resume_dir())
 
 
 def teacher_fit_config(protocol: Protocol, dataset: Dataset, recipe: TeacherRecipe,
@@ -180,7 +177,7 @@ def train_teacher(protocol: Protocol, dataset: Dataset, net: str = "minic3d", *,
                            and videos_per_class is None
                            and recipe is protocol.teacher_recipe(dataset, net))
     if save and is_protocol_teacher:
-        folder = output_dir or (cache_dir() / "teachers")
+        folder = output_dir or teachers_dir()
         sidecar["sha256"] = _save_teacher(model, sidecar, folder,
                                           teacher_filename(protocol, dataset.name, net))
     if checkpoint is not None:

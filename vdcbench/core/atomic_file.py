@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from vdcbench.errors import VdcError
+from vdcbench.core.errors import VdcError
 
 # mkstemp creates 0600; records and caches are shared between users of one machine.
 FILE_MODE = 0o644

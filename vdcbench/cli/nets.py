@@ -12,8 +12,8 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from vdcbench.cli_output import out, user_errors
-from vdcbench.errors import VdcError
+from vdcbench.cli.output import out, user_errors
+from vdcbench.core.errors import VdcError
 
 
 @click.command("nets")
@@ -86,7 +86,7 @@ def step_throughput_cmd(nets: str, batches: str, frames: int, crop: int, classes
 
     from vdcbench.models.step_throughput import measure_step, option_problem
     from vdcbench.protocol import LATEST_VERSION, load_protocol
-    from vdcbench.atomic_file import write_json_atomic
+    from vdcbench.core.atomic_file import write_json_atomic
 
     p = load_protocol(LATEST_VERSION)
     names = list(p.nets) if nets == "all" else [n.strip() for n in nets.split(",") if n.strip()]

@@ -11,10 +11,10 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from vdcbench import __version__
-from vdcbench.cli_output import console, out, progress_bar, user_errors
-from vdcbench.errors import VdcError
-from vdcbench.results import mean_std
+from vdcbench.core.version import __version__
+from vdcbench.cli.output import console, out, progress_bar, user_errors
+from vdcbench.core.errors import VdcError
+from vdcbench.evaluation.records import mean_std
 
 
 def _protocol(version: int | None):
@@ -23,8 +23,8 @@ def _protocol(version: int | None):
 
 
 def _default_results_dir() -> Path:
-    from vdcbench.data.synthetic import cache_dir
-    return cache_dir() / "results"
+    from vdcbench.core.paths import results_dir
+    return results_dir()
 
 
 def _parse_seeds(text: str) -> tuple[int, ...]:
@@ -140,7 +140,7 @@ def teacher_train_cmd(dataset: str, net: str, device: str, epochs: int | None,
                       shuffle_frames: bool, videos_per_class: int | None, tiny: bool,
                       json_path: Path | None, no_resume: bool) -> None:
     """Train the protocol teacher of NET (any protocol net) on the full train split of DATASET."""
-    from vdcbench.teacher import teacher_resume_store, train_teacher
+    from vdcbench.train.teacher import teacher_resume_store, train_teacher
     from vdcbench.data.datasets import resolve_dataset
     p = _protocol(None)
     ds = resolve_dataset(p, dataset)
@@ -162,7 +162,7 @@ def teacher_train_cmd(dataset: str, net: str, device: str, epochs: int | None,
               f"{sidecar['train_gflops'] / 1e3:.1f} TFLOP, {sidecar['wall_seconds']:.0f} s)"
               + ("" if saved else "  \\[not saved: not the protocol recipe]"))
     if json_path:
-        from vdcbench.atomic_file import write_json_atomic
+        from vdcbench.core.atomic_file import write_json_atomic
         write_json_atomic(json_path, sidecar)
 
 
@@ -196,8 +196,7 @@ def run_baseline_cmd(name: str, dataset: str, ipc: int, frames: int | None, labe
     """Condense DATASET with the method NAME and write a submission archive."""
     from vdcbench.archive import write_archive
     from vdcbench.methods import CondensationTask, get_method
-    from vdcbench.methods.artifacts import ArtifactStore
-    from vdcbench.data.synthetic import cache_dir
+    from vdcbench.core.artifacts import ArtifactStore
 
     from vdcbench.data.datasets import resolve_dataset
     p = _protocol(None)
@@ -221,13 +220,12 @@ def run_baseline_cmd(name: str, dataset: str, ipc: int, frames: int | None, labe
     if not then_evaluate and (results_dir is not None or net != "minic3d"):
         raise VdcError("--net and --results-dir apply to the evaluation: add --evaluate")
     if then_evaluate:
-        from vdcbench.evaluate import parse_nets
+        from vdcbench.evaluation.scoring import parse_nets
         parse_nets(p, net)      # an unknown net fails before the condensation, not after it
     if train_teacher:
         _ensure_teacher(p, track.dataset, "minic3d", device)
-    # One store per (method, data set, seed), shared by its tracks: the keys name what a cached
-    # value depends on, so Forgetting's hour of training serves IPC 1, 5 and 10 alike.
-    artifacts = ArtifactStore(cache_dir() / "artifacts" / name / dataset / f"seed{seed}")
+    from vdcbench.core.paths import method_artifacts_dir
+    artifacts = ArtifactStore(method_artifacts_dir(name, dataset, seed))
     started = time.perf_counter()
     report = []          # the progress bar's update, once the bar exists
     task = CondensationTask(p, track, label_strategy, seed, artifacts, device,
@@ -248,7 +246,7 @@ def run_baseline_cmd(name: str, dataset: str, ipc: int, frames: int | None, labe
 
 def _ensure_teacher(p, dataset, net: str, device: str) -> None:
     """Train and save the protocol teacher of ``net`` unless one is already found."""
-    from vdcbench.teacher import find_teacher, teacher_resume_store, train_teacher
+    from vdcbench.train.teacher import find_teacher, teacher_resume_store, train_teacher
     if find_teacher(p, dataset.name, net) is not None:
         return
     recipe = p.teacher_recipe(dataset, net)
@@ -285,7 +283,7 @@ def results_cmd(folders: tuple[Path, ...], table_kind: str, dataset: str | None,
                 net: str | None, label_strategy: str | None, track: str | None,
                 variant: str | None, condensation_seed: int | None, markdown: bool) -> None:
     """Aggregate the result records under FOLDERS: mean ± std over seeds per cell."""
-    from vdcbench.results import load_records
+    from vdcbench.evaluation.records import load_records
     # Keyed, so folders that overlap (submissions and submissions/records) count a record once.
     by_key = {record.key: record for folder in folders for record in load_records(folder)}
     records = list(by_key.values())
@@ -294,7 +292,7 @@ def results_cmd(folders: tuple[Path, ...], table_kind: str, dataset: str | None,
     if table_kind == "cells":
         _print_cells(records)
         return
-    from vdcbench.results_table import PivotFilter, pivot
+    from vdcbench.evaluation.tables import PivotFilter, pivot
     if table_kind == "methods" and net is None:
         net = "minic3d"
     chosen = None if methods is None else tuple(m.strip() for m in methods.split(",") if m.strip())
@@ -320,7 +318,7 @@ def results_cmd(folders: tuple[Path, ...], table_kind: str, dataset: str | None,
 def _teacher_top1(version: int, dataset: str, nets: dict[str, str]) -> dict[str, float]:
     """Validation top-1 of each column's protocol teacher, where one is trained (else absent)."""
     from vdcbench.protocol import load_protocol
-    from vdcbench.teacher import find_teacher, teacher_sidecar
+    from vdcbench.train.teacher import find_teacher, teacher_sidecar
     protocol = load_protocol(version)
     found = {}
     for column, net in nets.items():
@@ -331,7 +329,7 @@ def _teacher_top1(version: int, dataset: str, nets: dict[str, str]) -> dict[str,
 
 
 def _print_cells(records) -> None:
-    from vdcbench.results import aggregate
+    from vdcbench.evaluation.records import aggregate
     cells = aggregate(records)
     table = Table("data set", "track", "method", "archive", "net", "labels", "variant",
                   "top-1 %", "n", "ref. best top-1 %", "train TFLOP", "wall s")
@@ -372,8 +370,8 @@ def _evaluate(archive: Path, seeds: tuple[int, ...], net: str, variant: str, dev
               json_path: Path | None, results_dir: Path | None, epochs: int | None) -> None:
     """Score ARCHIVE on each net ``net`` names (one, a comma list, or ``all``) in turn."""
     from vdcbench.archive import read_archive
-    from vdcbench.evaluate import EvalSettings, Evaluation, parse_nets, summarize
-    from vdcbench.atomic_file import write_json_atomic
+    from vdcbench.evaluation.scoring import EvalSettings, Evaluation, parse_nets, summarize
+    from vdcbench.core.atomic_file import write_json_atomic
 
     if json_path is not None and json_path.parent and not json_path.parent.exists():
         raise VdcError(f"cannot write --json {json_path}: directory {json_path.parent} does not exist")
@@ -445,19 +443,19 @@ def _tflop(gflops: float | None) -> str:
 
 
 # Leaderboard commands (submit, leaderboard build/validate, diff, show) live in their own module.
-from vdcbench.cli_leaderboard import register  # noqa: E402  (needs main, out and user_errors)
+from vdcbench.cli.leaderboard import register  # noqa: E402  (needs main, out and user_errors)
 
 register(main)
 
-from vdcbench.cli_nets import register as register_nets  # noqa: E402
+from vdcbench.cli.nets import register as register_nets  # noqa: E402
 
 register_nets(main)
 
-from vdcbench.cli_import import register as register_import  # noqa: E402
+from vdcbench.cli.importing import register as register_import  # noqa: E402
 
 register_import(main)
 
-from vdcbench.cli_data import register as register_data  # noqa: E402
+from vdcbench.cli.data import register as register_data  # noqa: E402
 
 register_data(main)
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from vdcbench.cli_output import out, user_errors
-from vdcbench.errors import VdcError
-from vdcbench.results import mean_std
+from vdcbench.cli.output import out, user_errors
+from vdcbench.core.errors import VdcError
+from vdcbench.evaluation.records import mean_std
 
 SUBMISSIONS = Path("submissions")
 LEADERBOARD = Path("leaderboard")
@@ -24,7 +24,7 @@ LEADERBOARD = Path("leaderboard")
 
 def _records_from(paths: tuple[Path, ...]):
     """Result records from files (a record, or an ``evaluate --json`` summary) and folders."""
-    from vdcbench.results import EvalRecord, load_records
+    from vdcbench.evaluation.records import EvalRecord, load_records
 
     records = []
     for path in paths:

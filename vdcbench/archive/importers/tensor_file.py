@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from vdcbench.errors import VdcError
+from vdcbench.core.errors import VdcError
 
 
 def _reason(exc: BaseException) -> str:

@@ -12,8 +12,8 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from vdcbench.cli_output import console, fail, out, progress_bar, user_errors
-from vdcbench.errors import VdcError
+from vdcbench.cli.output import console, fail, out, progress_bar, user_errors
+from vdcbench.core.errors import VdcError
 
 _SHOWN_FAILURES = 20
 
@@ -103,7 +103,7 @@ def prepare_cmd(layout: str, root: Path | None, workers: int, name: str | None,
     from vdcbench.data.prepare import plan_prepare, run_prepare, store_target
     from vdcbench.data.sources import source_names
     from vdcbench.data.store import find_store, open_store
-    from vdcbench.errors import UnknownNameError
+    from vdcbench.core.errors import UnknownNameError
 
     p = _protocol()
     if layout not in source_names():

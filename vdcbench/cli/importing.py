@@ -11,8 +11,8 @@ from pathlib import Path
 
 import click
 
-from vdcbench.cli_output import out, user_errors
-from vdcbench.errors import VdcError
+from vdcbench.cli.output import out, user_errors
+from vdcbench.core.errors import VdcError
 
 
 @click.group("import")
@@ -49,7 +49,7 @@ def import_video_dc_cmd(directory: Path, dataset: str, ipc: int, frames: int | N
                         output: Path, overwrite: bool) -> None:
     """Import the condensed set in DIRECTORY (the study code's layout) as an archive."""
     from vdcbench.archive import write_archive
-    from vdcbench.importers.video_dc import import_video_dc
+    from vdcbench.archive.importers.video_dc import import_video_dc
     from vdcbench.protocol import load_protocol
 
     # Checked before reading the set, which may take a while; the writer checks again at the end.

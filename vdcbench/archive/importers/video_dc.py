@@ -11,7 +11,7 @@ Two layouts are read, both as the reference evaluation (``val.py``) reads them:
   Clips are class-major, ``ipc`` per class, as the reference assumes when it builds hard labels
   ``[i] * IPC``. The clips are denormalised to pixel scale [0, 1], unclamped, float32 (float16
   stays float16). Both files are loaded with ``torch.load(weights_only=True)`` and must each hold
-  one tensor (:mod:`vdcbench.importers.tensor_file`).
+  one tensor (:mod:`vdcbench.archive.importers.tensor_file`).
 
 The ``soft`` label strategy takes its logits from ``labels_best.pt`` (in either layout, rows in
 clip order). The imported set is recorded as method ``import:video-dc`` with the layout, the
@@ -30,9 +30,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vdcbench.condensed import METHOD_KINDS, CondensedSet, MethodInfo
-from vdcbench.errors import VdcError
-from vdcbench.importers.tensor_file import load_tensor_file
+from vdcbench.archive.condensed import METHOD_KINDS, CondensedSet, MethodInfo
+from vdcbench.core.errors import VdcError
+from vdcbench.archive.importers.tensor_file import load_tensor_file
 from vdcbench.protocol import Dataset, Protocol
 
 METHOD_NAME = "import:video-dc"

@@ -16,8 +16,8 @@ from typing import Any
 
 import jsonschema
 
-from vdcbench.atomic_file import write_json_atomic
-from vdcbench.errors import VdcError
+from vdcbench.core.atomic_file import write_json_atomic
+from vdcbench.core.errors import VdcError
 from vdcbench.protocol import PROTOCOL_DIR
 
 RECORD_FORMAT = "vdcbench-result"

@@ -20,9 +20,9 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Callable, ClassVar, Literal
 
-from vdcbench.errors import VdcError
+from vdcbench.core.errors import VdcError
 from vdcbench.methods.settings import with_defaults
-from vdcbench.results import EvalRecord, mean_std
+from vdcbench.evaluation.records import EvalRecord, mean_std
 
 PivotKind = Literal["methods", "nets"]
 PIVOT_KINDS: tuple[str, ...] = ("methods", "nets")
