@@ -62,6 +62,7 @@ class LoadedArchive:
     sha256: str               # of the archive file's bytes
     ledger: StorageLedger
     track: Track
+    protocol: Protocol        # the one the manifest names, resolved and hash-checked
 
 
 def read_archive(path: str | os.PathLike[str], *,
@@ -436,7 +437,7 @@ class _Reading:
                                        stored_bytes=sum(len(d) for d in self.data.values()),
                                        archive_bytes=self.file_bytes)
         return LoadedArchive(condensed=cs, manifest=manifest, sha256=self.sha256, ledger=ledger,
-                             track=track)
+                             track=track, protocol=protocol)
 
     def _load_tensors(self, member: str, data: bytes) -> dict[str, torch.Tensor]:
         header = self._safetensors_header(member, data)

@@ -31,7 +31,7 @@ import jsonschema
 
 from vdcbench.core.atomic_file import write_json_atomic
 from vdcbench.core.errors import UnknownNameError, VdcError
-from vdcbench.protocol import PROTOCOL_DIR, Protocol, load_protocol
+from vdcbench.protocol import PROTOCOL_DIR, Protocol, load_protocol, parse_track_id
 from vdcbench.evaluation.records import EvalRecord
 
 ENTRY_FORMAT = "vdcbench-entry"
@@ -43,7 +43,6 @@ RESERVED_DIRS = ("records", "archives", "ablations")
 RANDOM_METHOD = "random"
 
 _SLUG = re.compile(r"[^a-z0-9_.-]+")
-_TRACK = re.compile(r"^ipc(\d+)-t(\d+)$")
 _SUMMARY_TOLERANCE = 1e-9
 _MAX_MESSAGE = 200
 
@@ -156,11 +155,11 @@ class Entry:
     # -- derived -------------------------------------------------------------------------------
     @property
     def ipc(self) -> int:
-        return int(_TRACK.match(self.track).group(1))
+        return parse_track_id(self.track)[0]
 
     @property
     def frames(self) -> int:
-        return int(_TRACK.match(self.track).group(2))
+        return parse_track_id(self.track)[1]
 
     @property
     def nets(self) -> tuple[str, ...]:

@@ -5,8 +5,9 @@ Nothing else reads the TOML; everything else asks a ``Protocol`` object.
 
 from vdcbench.protocol.spec import (LATEST_VERSION, PROTOCOL_DIR, ArchiveLimits, Dataset,
                                     GeneratorSpec, NetSpec, Protocol, Sampling, TeacherRecipe,
-                                    Track, canonical_sha256, load_protocol)
+                                    Track, canonical_sha256, load_protocol,
+                                    parse_track_id)
 
 __all__ = ["LATEST_VERSION", "PROTOCOL_DIR", "ArchiveLimits", "Dataset", "GeneratorSpec",
            "NetSpec", "Protocol", "Sampling", "TeacherRecipe", "Track", "canonical_sha256",
-           "load_protocol"]
+           "load_protocol", "parse_track_id"]

@@ -28,6 +28,13 @@ LATEST_VERSION = 1
 _TRACK_ID = re.compile(r"^ipc(\d+)-t(\d+)$")
 
 
+def parse_track_id(track_id: str) -> tuple[int, int] | None:
+    """(instances per class, frames per instance) of a track id like ``ipc10-t8``; None when the
+    text is not shaped like one (whether the protocol declares it is ``Protocol.track``'s call)."""
+    match = _TRACK_ID.match(track_id)
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
 @dataclass(frozen=True)
 class Sampling:
     """Slide-window clip sampling of the study's reference code, frames counted from 0."""
@@ -254,10 +261,10 @@ class Protocol:
 
     def track(self, dataset: str | Dataset, track_id: str) -> Track:
         ds = dataset if isinstance(dataset, Dataset) else self.dataset(dataset)
-        match = _TRACK_ID.match(track_id)
-        if not match or track_id not in self.track_ids(include_temporal=True):
+        parsed = parse_track_id(track_id)
+        if parsed is None or track_id not in self.track_ids(include_temporal=True):
             raise UnknownNameError("track", track_id, self.track_ids(include_temporal=True))
-        ipc, frames = int(match.group(1)), int(match.group(2))
+        ipc, frames = parsed
         official = ipc in self.official_ipc and frames == self.official_frames
         return Track(dataset=ds, ipc=ipc, frames=frames, official=official)
 
