@@ -301,3 +301,66 @@ def test_protocol_from_copied_directory_matches(tmp_path):
     folder.mkdir()
     shutil.copy(PROTOCOL_DIR / "v1.toml", folder / "v1.toml")
     assert load_protocol(1, directory=folder).sha256 == V1_SHA256
+
+
+# --- closed choices and unknown keys -------------------------------------------------------------
+
+def test_closed_choices_are_enums_that_read_as_their_strings():
+    import json
+
+    from vdcbench.protocol import LabelSource, Loss, Optimizer, Schedule
+    t = P.trainer
+    assert t.schedule is Schedule.HALF_COSINE and t.optimizer is Optimizer.ADAMW
+    assert P.label_strategy("hard").loss is Loss.CE
+    assert P.label_strategy("soft").labels is LabelSource.ARCHIVE_LOGITS
+    assert P.label_strategy("multi-sl").labels is LabelSource.TEACHER_ONLINE
+    assert P.variant("kl").loss_override is Loss.KL
+    assert P.variant("official").loss_override is None    # "" in the TOML
+    for member in (Schedule.HALF_COSINE, Loss.MSE_GT, LabelSource.ARCHIVE_HARD):
+        # What files and messages are built from must be the bare value on every Python.
+        assert f"{member}" == str(member) == format(member, "") == member.value
+        assert json.dumps(member) == json.dumps(member.value)
+        assert json.dumps({"k": member}, indent=2) == json.dumps({"k": member.value}, indent=2)
+        assert member == member.value
+
+
+@pytest.mark.parametrize("old, new, key, table", [
+    ('schedule = "half-cosine"', 'schedual = "half-cosine"', "schedual", "trainer"),
+    ("gamma = 0.1\n\n[label_strategies.multi-sl]",
+     "gamma = 0.1\ngama = 0.2\n\n[label_strategies.multi-sl]", "gama", "label_strategies.soft"),
+    ("train_per_class = 80\n", "train_per_klass = 80\n", "train_per_klass",
+     "datasets.synthetic.generator"),
+    ('norm = "batch"\n', 'norm = "batch"\nnorms = "batch"\n', "norms", "nets.minic3d"),
+    ("max_members = 16\n", "max_members = 16\nmax_memebers = 16\n", "max_memebers", "archive"),
+    ('frozen = "2026-11-28"\n', 'frozen = "2026-11-28"\nfrozn = 1\n', "frozn", "protocol"),
+])
+def test_unknown_key_is_refused_naming_key_and_table(tmp_path, old, new, key, table):
+    text = (PROTOCOL_DIR / "v1.toml").read_text()
+    assert text.count(old) == 1
+    folder = _copy_v1(tmp_path / "misspelt", lambda t: t.replace(old, new, 1))
+    with pytest.raises(VdcError) as caught:
+        load_protocol(1, directory=folder)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert f"unknown key {key!r} in [{table}]" in message
+    assert "v1.toml" in message
+
+
+def test_unknown_top_level_table_is_refused(tmp_path):
+    folder = _copy_v1(tmp_path / "extra", lambda t: t + "\n[trainers]\nlr = 1\n")
+    with pytest.raises(VdcError, match=r"unknown key 'trainers'"):
+        load_protocol(1, directory=folder)
+
+
+def test_missing_key_is_refused(tmp_path):
+    folder = _copy_v1(tmp_path / "missing", lambda t: t.replace("tau = 8\n", "", 1))
+    with pytest.raises(VdcError, match=r"missing key 'tau' in \[sampling\]"):
+        load_protocol(1, directory=folder)
+
+
+def test_value_outside_a_closed_choice_is_refused(tmp_path):
+    folder = _copy_v1(tmp_path / "schedule",
+                      lambda t: t.replace('"half-cosine"', '"cosine"', 1))
+    with pytest.raises(VdcError, match=r"\[trainer\] schedule must be one of half-cosine, "
+                                       r"not 'cosine'"):
+        load_protocol(1, directory=folder)

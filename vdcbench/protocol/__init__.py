@@ -3,11 +3,13 @@
 Nothing else reads the TOML; everything else asks a ``Protocol`` object.
 """
 
-from vdcbench.protocol.spec import (LATEST_VERSION, PROTOCOL_DIR, ArchiveLimits, Dataset,
-                                    GeneratorSpec, NetSpec, Protocol, Sampling, TeacherRecipe,
-                                    Track, canonical_sha256, load_protocol,
-                                    parse_track_id)
+from vdcbench.protocol.spec import (LATEST_VERSION, PROTOCOL_DIR, ArchiveLimits, BatchSizeRule,
+                                    Choice, Dataset, GeneratorSpec, LabelSource, LabelStrategy,
+                                    Loss, NetSpec, Optimizer, Protocol, Sampling, Schedule,
+                                    TeacherRecipe, Track, TrainerRecipe, Variant,
+                                    canonical_sha256, load_protocol, parse_track_id)
 
-__all__ = ["LATEST_VERSION", "PROTOCOL_DIR", "ArchiveLimits", "Dataset", "GeneratorSpec",
-           "NetSpec", "Protocol", "Sampling", "TeacherRecipe", "Track", "canonical_sha256",
-           "load_protocol", "parse_track_id"]
+__all__ = ["LATEST_VERSION", "PROTOCOL_DIR", "ArchiveLimits", "BatchSizeRule", "Choice",
+           "Dataset", "GeneratorSpec", "LabelSource", "LabelStrategy", "Loss", "NetSpec",
+           "Optimizer", "Protocol", "Sampling", "Schedule", "TeacherRecipe", "Track",
+           "TrainerRecipe", "Variant", "canonical_sha256", "load_protocol", "parse_track_id"]

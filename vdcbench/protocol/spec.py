@@ -7,13 +7,16 @@ edited but no value may change without changing the hash; ``tests/test_protocol.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
 import math
 import re
+import sys
 import tomllib
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
@@ -26,6 +29,65 @@ _SOURCE_DIR = Path(__file__).resolve().parents[2] / "protocol"
 PROTOCOL_DIR = _SOURCE_DIR if (_SOURCE_DIR / "v1.toml").is_file() else Path(__file__).resolve().parents[1] / "_protocol"
 LATEST_VERSION = 1
 _TRACK_ID = re.compile(r"^ipc(\d+)-t(\d+)$")
+
+
+if sys.version_info >= (3, 11):
+    from enum import StrEnum as _StrEnum
+else:  # pragma: no cover - Python 3.10
+    class _StrEnum(str, Enum):
+        """``enum.StrEnum`` before 3.11."""
+
+        def __str__(self) -> str:
+            return self.value
+
+        def __format__(self, spec: str) -> str:
+            return self.value.__format__(spec)
+
+
+class Choice(_StrEnum):
+    """A closed choice that files spell as a plain string.
+
+    A ``str`` subclass whose ``str()``, f-string and ``json.dumps`` are the bare value, so records,
+    manifests and sidecars written from a member hold the same bytes as from the string, and a
+    member compares equal to its string."""
+
+    @classmethod
+    def parse(cls, value: Any, what: str) -> "Choice":
+        """The member spelt ``value``; a one-line ``VdcError`` naming ``what`` otherwise."""
+        try:
+            return cls(value)
+        except ValueError:
+            known = ", ".join(m.value for m in cls)
+            raise VdcError(f"{what} must be one of {known}, not {value!r}") from None
+
+
+class Schedule(Choice):
+    """The evaluation trainer's per-epoch learning-rate schedule."""
+
+    HALF_COSINE = "half-cosine"
+
+
+class BatchSizeRule(Choice):
+    BASE_TIMES_IPC = "base_times_ipc"
+
+
+class Optimizer(Choice):
+    ADAMW = "adamw"
+    SGD = "sgd"
+
+
+class Loss(Choice):
+    CE = "ce"
+    MSE_GT = "mse-gt"
+    KL = "kl"
+
+
+class LabelSource(Choice):
+    """Where a label strategy's training targets come from."""
+
+    ARCHIVE_HARD = "archive-hard"        # the archive's class labels only
+    ARCHIVE_LOGITS = "archive-logits"    # the archive's stored (N, K) soft labels
+    TEACHER_ONLINE = "teacher-online"    # the protocol teacher, on every augmented batch
 
 
 def parse_track_id(track_id: str) -> tuple[int, int] | None:
@@ -115,14 +177,14 @@ class Track:
 class TrainerRecipe:
     """The evaluation trainer: how a student is trained on a condensed set and scored."""
 
-    optimizer: str
+    optimizer: Optimizer
     lr: float
     betas: tuple[float, float]
     weight_decay: float
     weight_decay_min_ndim: int
     epochs: int
-    schedule: str
-    batch_size: str
+    schedule: Schedule
+    batch_size: BatchSizeRule
     shuffle: bool
     drop_last: bool
     crop_scale: tuple[float, float]
@@ -137,23 +199,23 @@ class TrainerRecipe:
     def lr_factor(self, epoch: int) -> float:
         """Per-epoch LR multiplier. The reference divides by 2 inside the cosine, so the LR only
         falls to half its base value over training (a quarter cosine); kept as the study ran it."""
-        if self.schedule != "half-cosine":
-            raise NotBuiltError(f"schedule {self.schedule!r}")
+        if self.schedule is not Schedule.HALF_COSINE:
+            raise NotBuiltError(f"schedule {self.schedule.value!r}")
         if epoch > self.epochs:
             return 0.0
         return 0.5 * (1.0 + math.cos(math.pi * epoch / self.epochs / 2.0))
 
     def batch_size_for(self, dataset: Dataset, ipc: int) -> int:
-        if self.batch_size != "base_times_ipc":
-            raise NotBuiltError(f"batch-size rule {self.batch_size!r}")
+        if self.batch_size is not BatchSizeRule.BASE_TIMES_IPC:
+            raise NotBuiltError(f"batch-size rule {self.batch_size.value!r}")
         return dataset.base_batch_size * ipc
 
 
 @dataclass(frozen=True)
 class LabelStrategy:
     name: str
-    loss: str
-    labels: str
+    loss: Loss
+    labels: LabelSource
     gamma: float = 0.0
 
 
@@ -163,7 +225,7 @@ class Variant:
 
     name: str
     cutmix: bool
-    loss_override: str
+    loss_override: Loss | None      # None: the label strategy's loss (the TOML spells it "")
     cutmix_beta: tuple[float, float] = (1.0, 1.0)
     temperature: float = 1.0
 
@@ -287,49 +349,124 @@ def _tuple(value: Any) -> Any:
     return value
 
 
-def _build(cls: type, name: str | None, table: Mapping[str, Any], **extra: Any) -> Any:
-    fields = {k: _tuple(v) for k, v in table.items() if k in cls.__dataclass_fields__}
-    if name is not None:
-        fields["name"] = name
-    fields.update(extra)
-    return cls(**fields)
+# Closed choices: the TOML spells them as strings; the objects hold members. An empty string
+# is "not set" where the field is optional (a variant's loss override).
+_CHOICES: dict[type, dict[str, type[Choice]]] = {
+    TrainerRecipe: {"optimizer": Optimizer, "schedule": Schedule, "batch_size": BatchSizeRule},
+    LabelStrategy: {"loss": Loss, "labels": LabelSource},
+    Variant: {"loss_override": Loss},
+}
+_OPTIONAL_CHOICES = {(Variant, "loss_override")}
+# Keys of a [nets.<name>] table besides the NetSpec fields: the builders' parameters.
+NET_PARAM_KEYS = frozenset({"channels", "kernel", "stride", "padding", "pools", "norm"})
+_NET_KEYS = frozenset({"description", "teacher_architecture", "dropout"})
+_TOP_LEVEL = ("protocol", "sampling", "datasets", "tracks", "trainer", "label_strategies",
+              "variants", "nets", "teacher_recipes", "archive")
+_PROTOCOL_KEYS = frozenset({"version", "name", "frozen"})
+_TRACK_KEYS = frozenset({"official_ipc", "official_frames", "temporal_frames",
+                         "equal_frame_grid", "temporal_formations"})
 
 
-def _from_toml(raw: dict[str, Any]) -> Protocol:
-    datasets = {}
-    for name, table in raw["datasets"].items():
+class _Reader:
+    """Reads the parsed TOML of one file, refusing what the protocol does not define.
+
+    A key the objects have no field for used to vanish silently; a misspelt key in a future
+    version must stop the load instead, with one line naming the key and its table."""
+
+    def __init__(self, source: str):
+        self.source = source
+
+    def refuse(self, where: str, detail: str) -> VdcError:
+        return VdcError(f"protocol {self.source}: {detail} in [{where}]" if where
+                        else f"protocol {self.source}: {detail}")
+
+    def table(self, raw: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
+        path = f"{where}.{key}" if where else key
+        if key not in raw:
+            raise self.refuse(where, f"missing table {path!r}")
+        value = raw[key]
+        if not isinstance(value, Mapping):
+            raise self.refuse(where, f"{key!r} must be a table")
+        return value
+
+    def keys(self, table: Mapping[str, Any], where: str, allowed: frozenset[str],
+             required: frozenset[str] = frozenset()) -> None:
+        for key in table:
+            if key not in allowed:
+                raise self.refuse(where, f"unknown key {key!r}")
+        missing = sorted(required - set(table))
+        if missing:
+            raise self.refuse(where, f"missing key {missing[0]!r}")
+
+    def build(self, cls: type, name: str | None, table: Mapping[str, Any], where: str,
+              **extra: Any) -> Any:
+        fields = cls.__dataclass_fields__
+        settable = frozenset(fields) - {"name"} if name is not None else frozenset(fields)
+        required = frozenset(k for k, f in fields.items()
+                             if f.default is dataclasses.MISSING and k not in extra
+                             and k in settable)
+        self.keys(table, where, settable, required)
+        values = {k: _tuple(v) for k, v in table.items() if k not in extra}
+        for key, choice in _CHOICES.get(cls, {}).items():
+            if key not in values:
+                continue
+            if (cls, key) in _OPTIONAL_CHOICES and values[key] == "":
+                values[key] = None
+            else:
+                values[key] = choice.parse(values[key], f"protocol {self.source}: [{where}] {key}")
+        if name is not None:
+            values["name"] = name
+        values.update(extra)
+        return cls(**values)
+
+    def named(self, cls: type, raw: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+        """``[key.<name>]`` tables as ``cls`` objects by name."""
+        tables = self.table(raw, key, "")
+        return MappingProxyType({n: self.build(cls, n, self.table(tables, n, key), f"{key}.{n}")
+                                 for n in tables})
+
+    def dataset(self, name: str, table: Mapping[str, Any], where: str) -> Dataset:
         generator = table.get("generator")
-        datasets[name] = _build(
-            Dataset, name, table,
-            generator=_build(GeneratorSpec, None, generator) if generator else None,
-        )
-    nets = {}
-    for name, table in raw["nets"].items():
-        params = {k: _tuple(v) for k, v in table.items()
-                  if k not in ("description", "teacher_architecture", "dropout")}
-        nets[name] = NetSpec(name=name, description=table["description"],
-                             teacher_architecture=table["teacher_architecture"],
-                             dropout=table["dropout"], params=MappingProxyType(params))
-    tracks = raw["tracks"]
+        spec = (self.build(GeneratorSpec, None, self.table(table, "generator", where),
+                           f"{where}.generator") if generator is not None else None)
+        return self.build(Dataset, name, table, where, generator=spec)
+
+    def net(self, name: str, table: Mapping[str, Any], where: str) -> NetSpec:
+        self.keys(table, where, _NET_KEYS | NET_PARAM_KEYS, _NET_KEYS)
+        params = {k: _tuple(v) for k, v in table.items() if k not in _NET_KEYS}
+        return NetSpec(name=name, description=table["description"],
+                       teacher_architecture=table["teacher_architecture"],
+                       dropout=table["dropout"], params=MappingProxyType(params))
+
+
+def _from_toml(raw: dict[str, Any], source: str = "(in memory)") -> Protocol:
+    r = _Reader(source)
+    r.keys(raw, "", frozenset(_TOP_LEVEL), frozenset(_TOP_LEVEL))
+    header = r.table(raw, "protocol", "")
+    r.keys(header, "protocol", _PROTOCOL_KEYS, frozenset({"version", "name"}))
+    tracks = r.table(raw, "tracks", "")
+    r.keys(tracks, "tracks", _TRACK_KEYS, _TRACK_KEYS)
+    datasets = {n: r.dataset(n, r.table(raw["datasets"], n, "datasets"), f"datasets.{n}")
+                for n in r.table(raw, "datasets", "")}
+    nets = {n: r.net(n, r.table(raw["nets"], n, "nets"), f"nets.{n}")
+            for n in r.table(raw, "nets", "")}
     return Protocol(
-        version=raw["protocol"]["version"],
-        name=raw["protocol"]["name"],
+        version=header["version"],
+        name=header["name"],
         sha256=canonical_sha256(raw),
-        sampling=_build(Sampling, None, raw["sampling"]),
+        sampling=r.build(Sampling, None, r.table(raw, "sampling", ""), "sampling"),
         datasets=MappingProxyType(datasets),
         official_ipc=tuple(tracks["official_ipc"]),
         official_frames=tracks["official_frames"],
         temporal_frames=tuple(tracks["temporal_frames"]),
         equal_frame_grid=_tuple(tracks["equal_frame_grid"]),
         temporal_formations=tuple(tracks["temporal_formations"]),
-        trainer=_build(TrainerRecipe, None, raw["trainer"]),
-        label_strategies=MappingProxyType(
-            {n: _build(LabelStrategy, n, t) for n, t in raw["label_strategies"].items()}),
-        variants=MappingProxyType({n: _build(Variant, n, t) for n, t in raw["variants"].items()}),
+        trainer=r.build(TrainerRecipe, None, r.table(raw, "trainer", ""), "trainer"),
+        label_strategies=r.named(LabelStrategy, raw, "label_strategies"),
+        variants=r.named(Variant, raw, "variants"),
         nets=MappingProxyType(nets),
-        teacher_recipes=MappingProxyType(
-            {n: _build(TeacherRecipe, n, t) for n, t in raw["teacher_recipes"].items()}),
-        archive=_build(ArchiveLimits, None, raw["archive"]),
+        teacher_recipes=r.named(TeacherRecipe, raw, "teacher_recipes"),
+        archive=r.build(ArchiveLimits, None, r.table(raw, "archive", ""), "archive"),
     )
 
 
@@ -351,4 +488,4 @@ def _load_protocol(version: int, directory: Path) -> Protocol:
         known = ", ".join(str(v) for v in available_versions(directory)) or "none"
         raise VdcError(f"unknown protocol version {version!r} (known: {known})")
     with path.open("rb") as fh:
-        return _from_toml(tomllib.load(fh))
+        return _from_toml(tomllib.load(fh), source=str(path))
