@@ -42,12 +42,12 @@ def layer_of(module: str) -> int:
     return best
 
 
-def module_name(path: Path) -> str:
-    parts = path.relative_to(PACKAGE_DIR.parent).with_suffix("").parts
+def module_name(path: Path, root: Path = PACKAGE_DIR) -> str:
+    parts = path.relative_to(root.parent).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def imported_modules(path: Path, module: str) -> list[tuple[str, int]]:
+def imported_modules(path: Path, module: str, root: Path = PACKAGE_DIR) -> list[tuple[str, int]]:
     """(module imported, line) for every vdcbench import in the file, relative ones resolved."""
     package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
     found = []
@@ -62,22 +62,22 @@ def imported_modules(path: Path, module: str) -> list[tuple[str, int]]:
             else:
                 target = node.module or ""
             # ``from vdcbench.x import y`` may name a submodule y: count the deeper module.
-            found += [(f"{target}.{alias.name}" if _is_module(f"{target}.{alias.name}") else target,
+            found += [(f"{target}.{alias.name}" if _is_module(f"{target}.{alias.name}", root) else target,
                        node.lineno) for alias in node.names]
     return [(name, line) for name, line in found if name == "vdcbench" or name.startswith("vdcbench.")]
 
 
-def _is_module(name: str) -> bool:
+def _is_module(name: str, root: Path) -> bool:
     relative = Path(*name.split(".")[1:])
-    return (PACKAGE_DIR / relative).with_suffix(".py").is_file() or (PACKAGE_DIR / relative).is_dir()
+    return (root / relative).with_suffix(".py").is_file() or (root / relative).is_dir()
 
 
 def upward_imports(root: Path = PACKAGE_DIR) -> list[str]:
     problems = []
     for path in sorted(root.rglob("*.py")):
-        module = module_name(path)
+        module = module_name(path, root)
         own = layer_of(module)
-        for target, line in imported_modules(path, module):
+        for target, line in imported_modules(path, module, root):
             if layer_of(target) > own:
                 problems.append(f"{path.relative_to(root.parent)}:{line}: {module} ({LAYERS[own][0]}) "
                                 f"imports {target} ({LAYERS[layer_of(target)][0]}), a higher layer")
@@ -103,12 +103,7 @@ def test_an_inverted_import_is_named_with_its_file_and_line(tmp_path):
     (package / "core" / "__init__.py").write_text("")
     (package / "cli" / "__init__.py").write_text("")
     (package / "core" / "bad.py").write_text("import os\n\nfrom vdcbench.cli import main\n")
-    global PACKAGE_DIR
-    saved, PACKAGE_DIR = PACKAGE_DIR, package
-    try:
-        problems = upward_imports(package)
-    finally:
-        PACKAGE_DIR = saved
+    problems = upward_imports(package)
     assert problems == ["vdcbench/core/bad.py:3: vdcbench.core.bad (core) imports vdcbench.cli "
                         "(cli), a higher layer"]
 
