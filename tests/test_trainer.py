@@ -109,3 +109,18 @@ def test_records_match_their_schema_and_round_trip(tmp_path, random_ipc1):
     assert EvalRecord.from_disk(path) == record
     assert not record.official and record.key.teacher_sha256 is None
     assert evaluation.existing(0) == record
+
+
+def test_fit_config_takes_closed_choices_as_enums_or_their_strings(protocol):
+    import pytest
+
+    from vdcbench.core.errors import VdcError
+    from vdcbench.protocol import Loss, Optimizer
+    config = _dummy_config(protocol)
+    assert config.optimizer is Optimizer.ADAMW and config.loss is Loss.CE
+    assert dataclasses.replace(config, loss="mse-gt").loss is Loss.MSE_GT
+    assert dataclasses.replace(config, optimizer=Optimizer.SGD).optimizer is Optimizer.SGD
+    with pytest.raises(VdcError, match="optimizer must be one of adamw, sgd, not 'adam'"):
+        dataclasses.replace(config, optimizer="adam")
+    with pytest.raises(VdcError, match="loss must be one of ce, mse-gt, kl, not 'mse'"):
+        dataclasses.replace(config, loss="mse")

@@ -30,7 +30,7 @@ from vdcbench.core.errors import VdcError
 from vdcbench.core.paths import teacher_resume_dir, teachers_dir
 from vdcbench.models import build_net
 from vdcbench.models.flops import net_cost, training_gflops
-from vdcbench.protocol import Dataset, Protocol, TeacherRecipe
+from vdcbench.protocol import Dataset, Loss, Optimizer, Protocol, TeacherRecipe
 from vdcbench.core.randomness import STREAM_INIT, torch_seed
 from vdcbench.train.checkpoint import FitCheckpoint
 from vdcbench.train.sources import VideoWindows
@@ -106,12 +106,12 @@ def teacher_resume_store() -> "ArtifactStore":
 def teacher_fit_config(protocol: Protocol, dataset: Dataset, recipe: TeacherRecipe,
                        epochs: int | None = None) -> FitConfig:
     return FitConfig(
-        epochs=epochs or recipe.epochs, batch_size=recipe.batch_size, optimizer="sgd",
+        epochs=epochs or recipe.epochs, batch_size=recipe.batch_size, optimizer=Optimizer.SGD,
         lr=recipe.lr, lr_factor=recipe.lr_factor, momentum=recipe.momentum,
         weight_decay=recipe.weight_decay, weight_decay_min_ndim=0, grad_clip=recipe.grad_clip,
         crop_size=dataset.crop, crop_scale=recipe.crop_scale,
         crop_ratio=protocol.trainer.crop_ratio, hflip=dataset.hflip,
-        mean=protocol.trainer.normalize_mean, std=protocol.trainer.normalize_std, loss="ce",
+        mean=protocol.trainer.normalize_mean, std=protocol.trainer.normalize_std, loss=Loss.CE,
     )
 
 

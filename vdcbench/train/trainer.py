@@ -25,13 +25,14 @@ from vdcbench.train.augment import Normalize, apply_crops, draw_crops, to_unit_f
 from vdcbench.train.losses import kl_divergence, mse_gt
 from vdcbench.core.randomness import (STREAM_CUTMIX, STREAM_SHUFFLE, STREAM_TORCH, rng_for,
                                        torch_seed)
+from vdcbench.protocol import Loss, Optimizer
 
 
 @dataclass(frozen=True)
 class FitConfig:
     epochs: int
     batch_size: int
-    optimizer: str                      # "adamw" | "sgd"
+    optimizer: Optimizer
     lr: float
     lr_factor: Callable[[int], float]   # per-epoch multiplier of lr
     weight_decay: float
@@ -42,7 +43,7 @@ class FitConfig:
     hflip: bool
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
-    loss: str = "ce"                    # "ce" | "mse-gt" | "kl"
+    loss: Loss = Loss.CE
     gamma: float = 0.1
     temperature: float = 1.0
     betas: tuple[float, float] = (0.9, 0.999)
@@ -53,6 +54,12 @@ class FitConfig:
     shuffle: bool = True
     drop_last: bool = False
     eval_epochs: tuple[int, ...] = ()   # 0-based epochs scored besides the final one
+
+    def __post_init__(self) -> None:
+        # Spelt as strings by callers that predate the enums (and by the protocol's TOML), so a
+        # string is accepted here and a misspelling refused before any training starts.
+        object.__setattr__(self, "optimizer", Optimizer.parse(self.optimizer, "optimizer"))
+        object.__setattr__(self, "loss", Loss.parse(self.loss, "loss"))
 
 
 @dataclass(frozen=True)
@@ -130,12 +137,10 @@ class Trainer:
         self.label_fn = label_fn
         self.normalize = Normalize(config.mean, config.std)
         groups = parameter_groups(net, config.weight_decay, config.weight_decay_min_ndim)
-        if config.optimizer == "adamw":
+        if config.optimizer is Optimizer.ADAMW:
             self.optimizer = torch.optim.AdamW(groups, lr=config.lr, betas=config.betas)
-        elif config.optimizer == "sgd":
-            self.optimizer = torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum)
         else:
-            raise ValueError(f"unknown optimizer {config.optimizer!r}")
+            self.optimizer = torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum)
         self.labels = source.labels.to(self.device)
         self.soft = getattr(source, "soft_labels", None)
 
@@ -179,9 +184,9 @@ class Trainer:
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor,
              teacher: torch.Tensor | None) -> torch.Tensor:
-        if self.config.loss == "ce" or teacher is None:
+        if self.config.loss is Loss.CE or teacher is None:
             return F.cross_entropy(logits, labels)
-        if self.config.loss == "mse-gt":
+        if self.config.loss is Loss.MSE_GT:
             return mse_gt(logits, teacher, labels, self.config.gamma)
         return kl_divergence(logits, teacher, self.config.temperature)
 
