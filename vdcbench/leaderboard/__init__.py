@@ -3,12 +3,15 @@
 - ``entry``: :class:`Entry` (``to_disk`` / ``from_disk``), :func:`submit` (result records ->
   entry, refusing records that cannot form one), :func:`validate_entries`;
 - ``ties``: :func:`compare` / :func:`tied`, the rule that decides when one cell beats another;
-- ``tables``: :func:`build_tables`, entries -> tables in the study's Table-6 shape;
+- ``tables``: :func:`build_tables`, entries -> tables in the study's Table-6 shape (the model of
+  the leaderboard: what it holds, whatever draws it);
+- ``render``: the model drawn as Markdown, JSON, an HTML page (CSS and JS as package data),
+  plots and a gallery;
 - ``build``: :func:`build` / :func:`render`, ``submissions/`` -> ``leaderboard/`` (pure);
 - ``diff``: :func:`diff`, are two results or entries comparable, field by field;
 - ``gallery``: :func:`show`, a frame grid per class (and GIFs) of an archive.
 
-Layer 7 of the design: it reads archives and result records, never trains.
+Layer 8 of the design: it reads archives and result records, never trains.
 """
 
 from vdcbench.leaderboard.entry import (Entry, NetResults, SeedResult, entry_paths, submit,

@@ -1,0 +1,64 @@
+"""How cells, rows and entries read as text, the same in the README and on the page."""
+
+from __future__ import annotations
+
+from vdcbench.core.stats import format_mean_std
+from vdcbench.leaderboard.entry import Entry
+from vdcbench.leaderboard.tables import Row, TableCell
+from vdcbench.leaderboard.ties import ALPHA, MIN_PAIRS, MIN_PERMUTATION_PAIRS
+
+
+def percent(ratio: float | None) -> str:
+    return "" if ratio is None else f"{ratio * 100:.2g} %"
+
+
+def cell_value(cell: TableCell) -> str:
+    return format_mean_std(cell.mean, cell.std, cell.n)
+
+
+def cell_count(cell: TableCell) -> str:
+    sets = len(cell.entry_ids)
+    return f"n={cell.n}" + (f", {sets} sets" if sets > 1 else "")
+
+
+def cell_gain(row: Row, cell: TableCell | None) -> str:
+    if cell is None:
+        return ""
+    if row.is_random and not row.placeholder:
+        return "ref."
+    return "–" if cell.gain is None else f"{cell.gain:+.1f}"
+
+
+def method_label(row: Row) -> str:
+    return f"{row.method} (no entry)" if row.placeholder else row.method
+
+
+def labels_label(labels: str, teacher: str | None) -> str:
+    return f"{labels} (teacher {teacher[:8]})" if teacher else labels
+
+
+def entry_figures(entry: Entry) -> str:
+    """Top-1 per net of an entry, "net m ± s (n=k)", one net after another."""
+    return "; ".join(f"{r.net} {format_mean_std(s['top1_mean'], s['top1_std'], s['n'])} "
+                     f"(n={s['n']})" for r in entry.results for s in [r.summary()])
+
+
+def condensation(entry: Entry) -> str:
+    if entry.condensation_wall_seconds is None:
+        return "unknown"
+    return f"{entry.condensation_wall_seconds:.3g} s on {entry.condensation_device or '?'}"
+
+
+def legend() -> str:
+    return (
+        "Accuracy in % at the final epoch of the protocol schedule: mean ± sample std over "
+        "every result of the cell (n results; a cell pooling several condensed sets says how "
+        "many). **Bold**: best in its column; <ins>underlined</ins>: best within its kind "
+        "(selection or distillation); ≈: the tie rule cannot tell it from the best. Δ: gain "
+        "over the Random cell of the same track, label strategy and net, so that what the labels "
+        "and the evaluation recipe contribute is not credited to the condensed data. Tie rule: "
+        "two cells tie unless their differences paired by evaluation seed all have the same "
+        f"sign (fewer than {MIN_PAIRS} paired seeds: tied); with {MIN_PERMUTATION_PAIRS} or more "
+        f"paired seeds, an exact paired sign-flip test at {float(ALPHA) * 100:g} %. Only "
+        "official results (protocol schedule, official variant, official tracks) are ranked; a "
+        "table never mixes protocol hashes, data-set stores, nets or metrics.")
