@@ -21,7 +21,6 @@ import json
 import math
 import os
 import re
-import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -31,6 +30,7 @@ import jsonschema
 
 from vdcbench.core.atomic_file import write_json_atomic
 from vdcbench.core.errors import UnknownNameError, VdcError
+from vdcbench.core.stats import Spread
 from vdcbench.protocol import PROTOCOL_DIR, Protocol, load_protocol, parse_track_id
 from vdcbench.evaluation.records import EvalRecord
 
@@ -82,11 +82,6 @@ class SeedResult:
         return cls(**{**data, "versions": dict(data["versions"])})
 
 
-def _mean_std(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and sample std (0 for one value), as ``vdcbench.evaluation.records.aggregate`` computes them."""
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
-
-
 @dataclass(frozen=True)
 class NetResults:
     """The seeds of one evaluation net, sorted by seed."""
@@ -102,11 +97,15 @@ class NetResults:
         """seed -> value of ``name`` (``top1`` or ``top5``)."""
         return {s.seed: float(getattr(s, name)) for s in self.seeds}
 
+    def spread(self, name: str) -> Spread:
+        """Mean, sample std and n of ``name`` (``top1`` or ``top5``) over the seeds."""
+        return Spread.of(getattr(s, name) for s in self.seeds)
+
     def summary(self) -> dict[str, float | int]:
-        top1 = _mean_std([s.top1 for s in self.seeds])
-        top5 = _mean_std([s.top5 for s in self.seeds])
-        return {"n": self.n, "top1_mean": top1[0], "top1_std": top1[1],
-                "top5_mean": top5[0], "top5_std": top5[1]}
+        """The summary as entry.json stores it (and ``from_dict`` checks it against the seeds)."""
+        top1, top5 = self.spread("top1"), self.spread("top5")
+        return {"n": self.n, "top1_mean": top1.mean, "top1_std": top1.std,
+                "top5_mean": top5.mean, "top5_std": top5.std}
 
     def to_dict(self) -> dict[str, Any]:
         return {"net": self.net, **self.summary(), "seeds": [s.to_dict() for s in self.seeds]}

@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from vdcbench.core.errors import VdcError
+from vdcbench.core.stats import Spread
 from vdcbench.leaderboard.entry import RANDOM_METHOD, Entry, NetResults
 from vdcbench.leaderboard.ties import compare
 from vdcbench.protocol import Protocol, load_protocol
@@ -213,12 +213,12 @@ def _cell(track: str, members: Sequence[tuple[Entry, Mapping[int, float]]]) -> T
     members = sorted(members, key=lambda m: m[0].id)
     values = tuple(v for _, by_seed in members for _, v in sorted(by_seed.items()))
     seeds = sorted({s for _, by_seed in members for s in by_seed})
-    by_seed = {s: statistics.fmean([m[s] for _, m in members if s in m]) for s in seeds}
+    by_seed = {s: Spread.of(m[s] for _, m in members if s in m).mean for s in seeds}
+    spread = Spread.of(values)
     return TableCell(
         track=track, entry_ids=tuple(e.id for e, _ in members), values=values, by_seed=by_seed,
-        mean=statistics.fmean(values),
-        std=statistics.stdev(values) if len(values) > 1 else 0.0,
-        archive_bytes=statistics.fmean([e.archive.bytes for e, _ in members]))
+        mean=spread.mean, std=spread.std,
+        archive_bytes=Spread.of(e.archive.bytes for e, _ in members).mean)
 
 
 def _row_order(protocol: Protocol):

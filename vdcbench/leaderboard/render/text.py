@@ -39,8 +39,7 @@ def labels_label(labels: str, teacher: str | None) -> str:
 
 def entry_figures(entry: Entry) -> str:
     """Top-1 per net of an entry, "net m ± s (n=k)", one net after another."""
-    return "; ".join(f"{r.net} {format_mean_std(s['top1_mean'], s['top1_std'], s['n'])} "
-                     f"(n={s['n']})" for r in entry.results for s in [r.summary()])
+    return "; ".join(f"{r.net} {r.spread('top1').format()} (n={r.n})" for r in entry.results)
 
 
 def condensation(entry: Entry) -> str:
