@@ -14,8 +14,17 @@ from typing import Any, Mapping
 import torch
 
 from vdcbench.core.errors import VdcError
+from vdcbench.protocol import Choice
 
-METHOD_KINDS = ("selection", "distillation")
+
+class MethodKind(Choice):
+    """What a method does to the data; manifests, entries and plugins spell it as the string."""
+
+    SELECTION = "selection"          # picks real clips
+    DISTILLATION = "distillation"    # synthesises clips
+
+
+METHOD_KINDS = tuple(k.value for k in MethodKind)
 
 
 @dataclass(frozen=True)
@@ -23,7 +32,7 @@ class MethodInfo:
     """Who made the set and how; recorded verbatim in the archive manifest."""
 
     name: str
-    kind: str
+    kind: MethodKind
     config: Mapping[str, Any] = field(default_factory=dict)
     seed: int | None = None
     wall_seconds: float | None = None
@@ -32,9 +41,8 @@ class MethodInfo:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise VdcError(f"method name must be a non-empty string, not {self.name!r}")
-        if self.kind not in METHOD_KINDS:
-            raise VdcError(f"method kind must be one of {', '.join(METHOD_KINDS)}, "
-                           f"not {self.kind!r}")
+        # Accepts the string a manifest or an importer holds; frozen, hence object.__setattr__.
+        object.__setattr__(self, "kind", MethodKind.parse(self.kind, "method kind"))
 
 
 # eq=False: dataclass equality would compare tensors element-wise and fail on truthiness.

@@ -67,7 +67,7 @@ def build_manifest(cs: CondensedSet, *, protocol: Protocol, num_classes: int,
         "num_classes": num_classes,
         "method": {
             "name": m.name,
-            "kind": m.kind,
+            "kind": m.kind.value,
             "config": dict(m.config),
             "seed": m.seed,
             "wall_seconds": m.wall_seconds,

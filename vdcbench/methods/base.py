@@ -23,12 +23,12 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from vdcbench.archive.condensed import CondensedSet, MethodInfo
+from vdcbench.archive.condensed import CondensedSet, MethodInfo, MethodKind
 from vdcbench.data.splits import VideoSplit, class_members, open_split
 from vdcbench.train.teacher import load_teacher
 from vdcbench.core.errors import VdcError
 from vdcbench.core.artifacts import ArtifactStore
-from vdcbench.protocol import Protocol, Track
+from vdcbench.protocol import LabelSource, Protocol, Track
 from vdcbench.train.augment import Normalize, to_unit_float
 from vdcbench.core.randomness import STREAM_METHOD, rng_for
 
@@ -99,7 +99,8 @@ class CondensationTask:
                wall_seconds: float | None = None) -> CondensedSet:
         """Wrap selected or synthesised clips as a CondensedSet, adding soft labels when asked."""
         strategy = self.protocol.label_strategy(self.label_strategy)
-        soft = self.teacher_logits(videos) if strategy.labels == "archive-logits" else None
+        soft = (self.teacher_logits(videos) if strategy.labels is LabelSource.ARCHIVE_LOGITS
+                else None)
         info = MethodInfo(name=method.name, kind=method.kind,
                           config=dataclasses.asdict(method.config), seed=self.seed,
                           wall_seconds=wall_seconds, device=self.device)
@@ -121,9 +122,17 @@ class Method(abc.ABC):
     """Subclass, set ``name``/``kind``/``description``/``Config``, implement ``condense``."""
 
     name: ClassVar[str]
-    kind: ClassVar[str]          # "selection" | "distillation"
+    kind: ClassVar[MethodKind]
     description: ClassVar[str]
     Config: ClassVar[type] = NoConfig
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # Plugins write ``kind = "selection"`` (CONTRIBUTING.md); the class holds the member, and a
+        # misspelt kind fails as the plugin loads, naming the method.
+        if "kind" in cls.__dict__:
+            name = cls.__dict__.get("name", cls.__name__)
+            cls.kind = MethodKind.parse(cls.kind, f"method {name!r} kind")
 
     def __init__(self, config: Any = None):
         self.config = config if config is not None else self.Config()

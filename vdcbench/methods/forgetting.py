@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from vdcbench.archive.condensed import CondensedSet
+from vdcbench.archive.condensed import CondensedSet, MethodKind
 from vdcbench.core.errors import VdcError
 from vdcbench.methods.base import CondensationTask, Method
 from vdcbench.data.splits import class_members
@@ -128,7 +128,7 @@ def count_forgetting(net: torch.nn.Module, clips: torch.Tensor, labels: torch.Te
 
 class Forgetting(Method):
     name = "forgetting"
-    kind = "selection"
+    kind = MethodKind.SELECTION
     description = "per class, the videos a MiniC3D trained on them forgets most often (Toneva et al.)"
 
     @dataclass(frozen=True)

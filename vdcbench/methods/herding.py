@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from vdcbench.archive.condensed import CondensedSet
+from vdcbench.archive.condensed import CondensedSet, MethodKind
 from vdcbench.core.errors import VdcError
 from vdcbench.methods.base import CondensationTask, Method
 from vdcbench.methods.features import select_in_feature_space
@@ -51,7 +51,7 @@ def herding_order(features: np.ndarray | torch.Tensor, count: int) -> np.ndarray
 
 class Herding(Method):
     name = "herding"
-    kind = "selection"
+    kind = MethodKind.SELECTION
     description = "per class, greedy mean matching (argmin herding) in the teacher's pooled feature"
 
     @dataclass(frozen=True)

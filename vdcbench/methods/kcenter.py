@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from vdcbench.archive.condensed import CondensedSet
+from vdcbench.archive.condensed import CondensedSet, MethodKind
 from vdcbench.core.errors import VdcError
 from vdcbench.methods.base import CondensationTask, Method
 from vdcbench.methods.features import select_in_feature_space
@@ -49,7 +49,7 @@ def kcenter_order(features: np.ndarray | torch.Tensor, count: int, first: int) -
 
 class KCenter(Method):
     name = "kcenter"
-    kind = "selection"
+    kind = MethodKind.SELECTION
     description = "per class, farthest-first K-Center greedy from a random first video, teacher feature"
 
     @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import time
 
 import torch
 
-from vdcbench.archive.condensed import CondensedSet
+from vdcbench.archive.condensed import CondensedSet, MethodKind
 from vdcbench.data.splits import class_members
 from vdcbench.data.sampling import clip_indices, training_start
 from vdcbench.methods.base import CondensationTask, Method
@@ -21,7 +21,7 @@ from vdcbench.train.augment import center_crop
 
 class RandomSelection(Method):
     name = "random"
-    kind = "selection"
+    kind = MethodKind.SELECTION
     description = "IPC uniformly random real videos per class, one random window each"
 
     def condense(self, task: CondensationTask) -> CondensedSet:

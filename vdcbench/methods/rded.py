@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vdcbench.archive.condensed import CondensedSet
+from vdcbench.archive.condensed import CondensedSet, MethodKind
 from vdcbench.data.sampling import clip_indices, max_start
 from vdcbench.core.errors import VdcError
 from vdcbench.methods.base import CondensationTask, Method
@@ -208,7 +208,7 @@ def draw_candidates(task: CondensationTask, label: int, drawn: np.ndarray, start
 
 class RDED(Method):
     name = "rded"
-    kind = "selection"
+    kind = MethodKind.SELECTION
     description = "per class, the real clips the teacher finds most realistic (lowest CE), RDED"
 
     @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vdcbench.archive.condensed import METHOD_KINDS, CondensedSet, MethodInfo
+from vdcbench.archive.condensed import CondensedSet, MethodInfo, MethodKind
 from vdcbench.core.errors import VdcError
 from vdcbench.archive.importers.tensor_file import load_tensor_file
 from vdcbench.protocol import Dataset, Protocol
@@ -80,8 +80,7 @@ def import_video_dc(directory: str | Path, *, protocol: Protocol, dataset: str, 
     if normalization not in NORMALIZATIONS:
         raise VdcError(f"normalization must be one of {', '.join(NORMALIZATIONS)}, "
                        f"not {normalization!r}")
-    if kind not in METHOD_KINDS:
-        raise VdcError(f"kind must be one of {', '.join(METHOD_KINDS)}, not {kind!r}")
+    kind = MethodKind.parse(kind, "kind")
     if ipc < 1:
         raise VdcError(f"ipc must be at least 1, not {ipc}")
     target = _target(protocol, dataset, ipc, frames, label_strategy, num_classes)
