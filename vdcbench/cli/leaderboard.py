@@ -16,7 +16,7 @@ from rich.table import Table
 
 from vdcbench.cli.output import out, user_errors
 from vdcbench.core.errors import VdcError
-from vdcbench.evaluation.records import mean_std
+from vdcbench.core.stats import format_mean_std as mean_std
 
 SUBMISSIONS = Path("submissions")
 LEADERBOARD = Path("leaderboard")

@@ -61,8 +61,9 @@ def _int_list(text: str, what: str) -> list[int]:
 
 
 @click.command("step-throughput")
-@click.option("--net", "nets", default="all", show_default=True,
-              help="A protocol net, a comma list, or all.")
+@click.option("--net", "nets", default="every", show_default=True,
+              help="A protocol net, a comma list, all (the evaluation nets, as in evaluate) or "
+                   "every (every protocol net, minic3d-in included).")
 @click.option("--batch", "batches", default="10,100", show_default=True,
               help="Batch sizes (IPC 1 and IPC 10 of a 10-class track: 10 and 100).")
 @click.option("--frames", type=int, default=8, show_default=True)
@@ -84,13 +85,13 @@ def step_throughput_cmd(nets: str, batches: str, frames: int, crop: int, classes
     """Training-step speed of each net on DEVICE: clips/s, TFLOP/s, fraction of bf16 peak."""
     import torch
 
+    from vdcbench.core.atomic_file import write_json_atomic
+    from vdcbench.evaluation.scoring import parse_nets
     from vdcbench.models.step_throughput import measure_step, option_problem
     from vdcbench.protocol import LATEST_VERSION, load_protocol
-    from vdcbench.core.atomic_file import write_json_atomic
 
     p = load_protocol(LATEST_VERSION)
-    names = list(p.nets) if nets == "all" else [n.strip() for n in nets.split(",") if n.strip()]
-    specs = [p.net(name) for name in names]            # a misspelt net fails before any work
+    specs = [p.net(name) for name in parse_nets(p, nets)]   # a misspelt net fails before any work
     chosen = [v.strip() for v in precisions.split(",") if v.strip()]
     if not chosen:
         raise VdcError(f"--precision {precisions!r} names no precision")

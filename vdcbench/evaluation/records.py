@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import jsonschema
 
 from vdcbench.core.atomic_file import write_json_atomic
 from vdcbench.core.errors import VdcError
+from vdcbench.core.stats import Spread, format_mean_std, mean_or_none
 from vdcbench.protocol import PROTOCOL_DIR
 
 RECORD_FORMAT = "vdcbench-result"
@@ -52,10 +54,75 @@ class RecordKey:
         return tuple(v for k, v in asdict(self).items() if k != "seed")
 
 
+class _ReadsAsMapping(Mapping):
+    """Read access by key to a typed part of a record (``record.method.get("name")``), as the
+    loose dict it replaced allowed, so readers can move to attributes at their own pace."""
+
+    def to_dict(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def __getitem__(self, key: str) -> Any:
+        return self.to_dict()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.to_dict())
+
+    def __len__(self) -> int:
+        return len(self.to_dict())
+
+
+@dataclass(frozen=True)
+class RecordedMethod(_ReadsAsMapping):
+    """The method that made the evaluated archive, as its manifest names it."""
+
+    name: str
+    kind: str                                   # selection | distillation
+    seed: int | None = None                     # the condensation seed; None when not recorded
+    # The method's settings. None (left out on disk) for records written before they were kept:
+    # such records read as the method's defaults.
+    config: Mapping[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"name": self.name, "kind": self.kind, "seed": self.seed}
+        if self.config is not None:
+            body["config"] = dict(self.config)
+        return body
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "RecordedMethod":
+        config = data.get("config")
+        return cls(name=data.get("name", "unknown"), kind=data.get("kind", "unknown"),
+                   seed=data.get("seed"), config=None if config is None else dict(config))
+
+
+@dataclass(frozen=True)
+class RuntimeVersions(_ReadsAsMapping):
+    """Software versions of a run; a package a record does not name is None (left out on disk)."""
+
+    vdcbench: str | None = None
+    torch: str | None = None
+    python: str | None = None
+    pytorchvideo: str | None = None             # "not installed" when missing at run time
+    others: Mapping[str, str] = field(default_factory=dict)   # any further package, verbatim
+
+    _KNOWN = ("vdcbench", "torch", "python", "pytorchvideo")
+
+    def to_dict(self) -> dict[str, str]:
+        body = {name: getattr(self, name) for name in self._KNOWN if getattr(self, name) is not None}
+        return {**body, **self.others}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, str]) -> "RuntimeVersions":
+        return cls(**{k: v for k, v in data.items() if k in cls._KNOWN},
+                   others={k: v for k, v in data.items() if k not in cls._KNOWN})
+
+
 @dataclass(frozen=True)
 class EvalRecord:
+    """One evaluation seed's result; ``to_dict`` is exactly what is stored on disk."""
+
     key: RecordKey
-    method: dict[str, Any]
+    method: RecordedMethod
     top1: float
     top5: float
     reference_best_top1: float | None   # the study's best-of-late-epochs figure, never ranked
@@ -67,8 +134,10 @@ class EvalRecord:
     device: str
     weights_sha256: str
     final_loss: float
-    ledger: dict[str, Any]
-    versions: dict[str, str]
+    # The archive's storage ledger as ``archive.ledger.StorageLedger.to_dict`` wrote it: kept as
+    # that mapping, since a second typed copy of the ledger would only duplicate the archive's.
+    ledger: Mapping[str, Any]
+    versions: RuntimeVersions
     by_epoch_top1: dict[str, float] = field(default_factory=dict)
     # Compute in GFLOPs (2 × fvcore's multiply-adds). Optional: records written before they were
     # kept load without them, and ``to_dict`` leaves them out again so such files round-trip.
@@ -77,13 +146,22 @@ class EvalRecord:
     # CPU float sums are ordered by the intra-op thread count, so bitwise reproduction needs it.
     torch_threads: int | None = None
 
+    def __post_init__(self) -> None:
+        # Callers that build records by hand (tests, importers) may still pass plain dicts.
+        if not isinstance(self.method, RecordedMethod):
+            object.__setattr__(self, "method", RecordedMethod.from_dict(self.method))
+        if not isinstance(self.versions, RuntimeVersions):
+            object.__setattr__(self, "versions", RuntimeVersions.from_dict(self.versions))
+
     def relative_path(self) -> Path:
         k = self.key
-        return (Path(k.dataset) / k.track / f"{self.method.get('name', 'unknown')}-{k.archive_sha256[:12]}"
+        return (Path(k.dataset) / k.track / f"{self.method.name}-{k.archive_sha256[:12]}"
                 / k.net / f"{k.label_strategy}-{k.variant}" / f"seed{k.seed}.json")
 
     def to_dict(self) -> dict[str, Any]:
         body = asdict(self)
+        body["method"], body["versions"] = self.method.to_dict(), self.versions.to_dict()
+        body["ledger"] = dict(self.ledger)
         for optional in _OPTIONAL_FIELDS:
             if body[optional] is None:
                 del body[optional]
@@ -95,6 +173,8 @@ class EvalRecord:
             raise VdcError("not a vdcbench result record (format/format_version mismatch)")
         body = {k: v for k, v in data.items() if k not in ("format", "format_version")}
         body["key"] = RecordKey(**body["key"])
+        body["method"] = RecordedMethod.from_dict(body["method"])
+        body["versions"] = RuntimeVersions.from_dict(body["versions"])
         return cls(**body)
 
     def to_disk(self, root: Path) -> Path:
@@ -119,17 +199,17 @@ class EvalRecord:
             raise VdcError(f"cannot read result record {path}: {exc}") from None
 
 
-def mean_std(mean: float, std: float, n: int, digits: int = 1) -> str:
-    """"m ± s" over n results; one result has no spread, so it prints as just "m"."""
-    return f"{mean:.{digits}f} ± {std:.{digits}f}" if n > 1 else f"{mean:.{digits}f}"
+# Kept for importers written before ``core.stats`` (the leaderboard's pages); new code uses
+# ``vdcbench.core.stats.format_mean_std`` or ``Spread.format``.
+mean_std = format_mean_std
 
 
 def find_record(root: Path, key: RecordKey, method_name: str) -> EvalRecord | None:
     """The stored record with exactly this key, if any (the unit of resume)."""
-    probe = EvalRecord(key=key, method={"name": method_name}, top1=0, top5=0,
+    probe = EvalRecord(key=key, method=RecordedMethod(method_name, "unknown"), top1=0, top5=0,
                        reference_best_top1=None, official=False, epochs=0, iterations=0,
                        batch_size=0, wall_seconds=0, device="", weights_sha256="", final_loss=0,
-                       ledger={}, versions={})
+                       ledger={}, versions=RuntimeVersions())
     path = Path(root) / probe.relative_path()
     if not path.is_file():
         return None
@@ -164,27 +244,27 @@ class Cell:
 
 def aggregate(records: list[EvalRecord]) -> list[Cell]:
     """Group by every key field but the seed; mean and sample std over seeds (0 for n = 1)."""
-    import statistics
-
     groups: dict[tuple, list[EvalRecord]] = {}
     for record in records:
         groups.setdefault(record.key.cell(), []).append(record)
-    cells = []
-    for members in groups.values():
-        members.sort(key=lambda r: r.key.seed)
-
-        def stats(values):
-            return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
-
-        top1, top5 = stats([r.top1 for r in members]), stats([r.top5 for r in members])
-        refs = [r.reference_best_top1 for r in members if r.reference_best_top1 is not None]
-        compute = [r.train_gflops for r in members]
-        cells.append(Cell(key=members[0].key, method=members[0].method.get("name", "unknown"),
-                          seeds=tuple(r.key.seed for r in members), top1_mean=top1[0],
-                          top1_std=top1[1], top5_mean=top5[0], top5_std=top5[1],
-                          reference_best_top1_mean=statistics.fmean(refs) if refs else None,
-                          official=all(r.official for r in members),
-                          wall_seconds=sum(r.wall_seconds for r in members),
-                          train_gflops=None if None in compute else sum(compute)))
+    cells = [_cell(sorted(members, key=lambda r: r.key.seed)) for members in groups.values()]
     return sorted(cells, key=lambda c: (c.key.dataset, c.key.track, c.method, c.key.net,
                                         c.key.label_strategy, c.key.variant, c.key.archive_sha256))
+
+
+def summed_train_gflops(records: list[EvalRecord]) -> float | None:
+    """Training compute summed over records; None when any record predates compute."""
+    compute = [r.train_gflops for r in records]
+    return None if None in compute else sum(compute)
+
+
+def _cell(members: list[EvalRecord]) -> Cell:
+    top1, top5 = Spread.of(r.top1 for r in members), Spread.of(r.top5 for r in members)
+    return Cell(key=members[0].key, method=members[0].method.name,
+                seeds=tuple(r.key.seed for r in members), top1_mean=top1.mean,
+                top1_std=top1.std, top5_mean=top5.mean, top5_std=top5.std,
+                reference_best_top1_mean=mean_or_none(
+                    r.reference_best_top1 for r in members if r.reference_best_top1 is not None),
+                official=all(r.official for r in members),
+                wall_seconds=sum(r.wall_seconds for r in members),
+                train_gflops=summed_train_gflops(members))

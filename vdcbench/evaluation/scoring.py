@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import platform
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +16,8 @@ from vdcbench.core.errors import NotBuiltError, VdcError
 from vdcbench.models import build_net
 from vdcbench.models.flops import NetCost, net_cost, training_gflops
 from vdcbench.protocol import Protocol
-from vdcbench.evaluation.records import EvalRecord, RecordKey, find_record
+from vdcbench.evaluation.records import (EvalRecord, RecordedMethod, RecordKey,
+                                         RuntimeVersions, find_record)
 from vdcbench.train.teacher import load_teacher
 from vdcbench.core.randomness import STREAM_INIT, torch_seed
 from vdcbench.train.sources import StoredClips
@@ -29,7 +30,7 @@ SeedProgress = Callable[[int, int, int, float], None]   # (seed, epoch, epochs, 
 class EvalSettings:
     """How to evaluate: the protocol's choices, plus what a user may pick per run."""
 
-    seeds: tuple[int, ...]
+    seeds: tuple[int, ...] = (0,)   # what ``evaluate_archive`` runs; one Evaluation scores any seed
     net: str = "minic3d"
     variant: str = "official"
     device: str = "cpu"
@@ -66,7 +67,12 @@ def _check_temporal(protocol: Protocol, archive: LoadedArchive) -> None:
 
 
 class Evaluation:
-    """Evaluate one archive for several seeds; records already on disk are reused, not rerun."""
+    """One archive under one net and variant, ready to score any seed.
+
+    Set up eagerly (the fit config, the teacher for multi-sl labels) so that what is missing fails
+    when it is built, before any seed trains. Resuming is the caller's: ``existing(seed)`` finds
+    a stored record, ``run_seed(seed)`` always trains (``evaluate_archive`` does both, once).
+    """
 
     def __init__(self, protocol: Protocol, archive: LoadedArchive, settings: EvalSettings,
                  results_dir: Path):
@@ -95,6 +101,7 @@ class Evaluation:
             seed=seed)
 
     def existing(self, seed: int) -> EvalRecord | None:
+        """The stored record of ``seed`` under ``results_dir`` with exactly this key, if any."""
         return find_record(self.results_dir, self.key(seed), self.archive.condensed.method.name)
 
     @property
@@ -104,9 +111,7 @@ class Evaluation:
         return self._validation
 
     def run_seed(self, seed: int, progress: SeedProgress | None = None) -> EvalRecord:
-        cached = self.existing(seed)
-        if cached is not None:
-            return cached
+        """Train the evaluation net for ``seed``, score it, write its record and return it."""
         c = self.archive.condensed
         torch.manual_seed(torch_seed(seed, STREAM_INIT))
         net = build_net(self.protocol.net(self.settings.net), self.dataset.num_classes)
@@ -124,8 +129,8 @@ class Evaluation:
         official = (self.settings.variant == "official" and self.settings.epochs in (None, self.protocol.trainer.epochs))
         record = EvalRecord(
             key=self.key(seed),
-            method={"name": c.method.name, "kind": c.method.kind, "seed": c.method.seed,
-                    "config": dict(c.method.config)},
+            method=RecordedMethod(name=c.method.name, kind=c.method.kind, seed=c.method.seed,
+                                  config=dict(c.method.config)),
             top1=result.final.top1, top5=result.final.top5,
             reference_best_top1=result.best_top1(self.protocol.trainer.reference_metric_epochs),
             official=official, epochs=self.config.epochs, iterations=result.iterations,
@@ -150,11 +155,9 @@ class Evaluation:
                    if self.teacher is not None else None)
         return student, teacher
 
-    def run(self, progress: SeedProgress | None = None) -> list[EvalRecord]:
-        return [self.run_seed(seed, progress) for seed in self.settings.seeds]
 
-
-ALL_NETS = "all"
+ALL_NETS = "all"        # the evaluation nets
+EVERY_NET = "every"     # every protocol net, condensation variants (minic3d-in) included
 
 
 def evaluation_nets(protocol: Protocol) -> tuple[str, ...]:
@@ -166,36 +169,29 @@ def evaluation_nets(protocol: Protocol) -> tuple[str, ...]:
 
 
 def parse_nets(protocol: Protocol, text: str) -> tuple[str, ...]:
-    """``all`` or a comma-separated list of protocol nets, checked and deduplicated in order."""
+    """Nets named by ``text``: ``all`` (the evaluation nets, :func:`evaluation_nets`), ``every``
+    (every protocol net), or a comma-separated list, checked and deduplicated in order.
+
+    Raises ``VdcError`` naming the closest net for an unknown name, or when none is named."""
     if text.strip() == ALL_NETS:
         return evaluation_nets(protocol)
+    if text.strip() == EVERY_NET:
+        return tuple(protocol.nets)
     names = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
     if not names:
         raise VdcError(f"--net {text!r} names no net; give one, a list like minic3d,i3d_r18, "
-                       f"or {ALL_NETS}")
+                       f"{ALL_NETS} or {EVERY_NET}")
     for name in names:
         protocol.net(name)   # an unknown name raises, suggesting the closest
     return names
 
 
-def runtime_versions() -> dict[str, str]:
-    versions = {"vdcbench": __version__, "torch": torch.__version__,
-                "python": platform.python_version()}
+def runtime_versions() -> RuntimeVersions:
+    """The versions a record carries: vdcbench, torch, Python, and pytorchvideo if installed."""
     try:
         from importlib.metadata import version
-        versions["pytorchvideo"] = version("pytorchvideo")
+        pytorchvideo = version("pytorchvideo")
     except Exception:
-        versions["pytorchvideo"] = "not installed"
-    return versions
-
-
-def summarize(records: Sequence[EvalRecord]) -> dict[str, float]:
-    """Mean, sample std and n of top-1 and top-5 over seeds."""
-    import statistics
-
-    out: dict[str, float] = {"n": len(records)}
-    for metric in ("top1", "top5"):
-        values = [getattr(r, metric) for r in records]
-        out[f"{metric}_mean"] = statistics.fmean(values) if values else float("nan")
-        out[f"{metric}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
-    return out
+        pytorchvideo = "not installed"
+    return RuntimeVersions(vdcbench=__version__, torch=torch.__version__,
+                           python=platform.python_version(), pytorchvideo=pytorchvideo)

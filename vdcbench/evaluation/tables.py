@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import statistics
 from dataclasses import dataclass, field
 from typing import Callable, ClassVar, Literal
 
 from vdcbench.core.errors import VdcError
+from vdcbench.core.stats import Spread, mean_or_none
+from vdcbench.evaluation.records import EvalRecord
 from vdcbench.methods.settings import with_defaults
-from vdcbench.evaluation.records import EvalRecord, mean_std
 
 PivotKind = Literal["methods", "nets"]
 PIVOT_KINDS: tuple[str, ...] = ("methods", "nets")
@@ -45,13 +45,13 @@ class PivotFilter:
     def admits(self, record: EvalRecord) -> bool:
         k = record.key
         return ((self.dataset is None or k.dataset == self.dataset)
-                and (self.methods is None or record.method.get("name") in self.methods)
+                and (self.methods is None or record.method.name in self.methods)
                 and (self.net is None or k.net == self.net)
                 and (self.label_strategy is None or k.label_strategy == self.label_strategy)
                 and (self.track is None or k.track == self.track)
                 and (self.variant is None or k.variant == self.variant)
                 and (self.condensation_seed is None
-                     or record.method.get("seed") == self.condensation_seed)
+                     or record.method.seed == self.condensation_seed)
                 and (record.official or not self.official_only))
 
 
@@ -64,20 +64,24 @@ class PivotCell:
     wall_seconds: tuple[float, ...]
 
     @property
+    def spread(self) -> Spread:
+        return Spread.of(self.top1)
+
+    @property
     def n(self) -> int:
         return len(self.top1)
 
     @property
     def mean(self) -> float:
-        return statistics.fmean(self.top1)
+        return self.spread.mean
 
     @property
     def std(self) -> float:
-        return statistics.stdev(self.top1) if self.n > 1 else 0.0
+        return self.spread.std
 
     def text(self) -> str:
         sets = f", {self.archives} sets" if self.archives > 1 else ""
-        return f"{mean_std(self.mean, self.std, self.n)} (n {self.n}{sets})"
+        return f"{self.spread.format()} (n {self.n}{sets})"
 
 
 @dataclass(frozen=True)
@@ -115,8 +119,8 @@ class Pivot:
 
     def column_wall_seconds(self, column: str) -> float | None:
         """Mean wall time of one evaluation (one record) in a column: what a column costs a seed."""
-        walls = [w for (_, c), cell in self.cells.items() if c == column for w in cell.wall_seconds]
-        return statistics.fmean(walls) if walls else None
+        return mean_or_none(w for (_, c), cell in self.cells.items() if c == column
+                            for w in cell.wall_seconds)
 
     def to_markdown(self, corner: str) -> str:
         lines = [f"| {corner} | " + " | ".join(self.columns) + " |",
@@ -152,10 +156,10 @@ def distinguishing_settings(records: list[EvalRecord]) -> dict[int, str]:
     """
     by_method: dict[str, list[EvalRecord]] = {}
     for record in records:
-        by_method.setdefault(record.method.get("name", "unknown"), []).append(record)
+        by_method.setdefault(record.method.name, []).append(record)
     labels: dict[int, str] = {}
     for name, members in by_method.items():
-        configs = {id(r): with_defaults(name, r.method.get("config", {})) for r in members}
+        configs = {id(r): with_defaults(name, r.method.config or {}) for r in members}
         keys = sorted({k for c in configs.values() for k in c})
         differing = [k for k in keys
                      if len({json.dumps(c.get(k), sort_keys=True) for c in configs.values()}) > 1]
@@ -166,7 +170,7 @@ def distinguishing_settings(records: list[EvalRecord]) -> dict[int, str]:
 
 
 def _row_method(record: EvalRecord, settings: str) -> tuple[str, tuple]:
-    name = record.method.get("name", "unknown")
+    name = record.method.name
     row = f"{name} ({settings})" if settings else name
     return row, (name != "random", name, settings)   # Random, the floor, first
 

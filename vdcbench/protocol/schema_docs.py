@@ -5,8 +5,8 @@ entries, and every field in them carries a ``description``. Readers should not h
 Schema to learn what a field means, and a hand-written page would drift from the schemas; so the
 page is rendered from them, and ``--check`` (run by the tests) refuses one that is stale::
 
-    python -m vdcbench.protocol.schema_docs            # rewrite protocol/schemas/README.md
-    python -m vdcbench.protocol.schema_docs --check    # exit 1 if it is out of date
+    vdcbench schema-docs            # rewrite protocol/schemas/README.md
+    vdcbench schema-docs --check    # exit 1 if it is out of date
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def schemas_markdown(schema_dir: Path = SCHEMA_DIR) -> str:
         "# JSON schemas",
         "",
         "Generated from the `*.schema.json` files in this folder by "
-        "`python -m vdcbench.protocol.schema_docs`; do not edit it by hand: change the schemas and run "
+        "`vdcbench schema-docs`; do not edit it by hand: change the schemas and run "
         "that command again (`--check` says whether this page is up to date).",
         "",
     ]
@@ -195,23 +195,3 @@ def _cell(text: str) -> str:
 def _anchor(title: str) -> str:
     """The fragment GitHub gives a heading."""
     return re.sub(r"[^\w\- ]", "", title.strip().lower()).replace(" ", "-")
-
-
-if __name__ == "__main__":
-    import argparse
-    import sys
-
-    parser = argparse.ArgumentParser(prog="python -m vdcbench.protocol.schema_docs",
-                                     description=f"Render {SCHEMA_DIR / README_NAME} from the "
-                                                 "JSON schemas beside it.")
-    parser.add_argument("--check", action="store_true",
-                        help="write nothing; exit 1 if the page is out of date")
-    args = parser.parse_args()
-    readme = SCHEMA_DIR / README_NAME
-    if args.check:
-        if not readme_is_current():
-            print(f"{readme} is out of date with the schemas; run python -m vdcbench.protocol.schema_docs",
-                  file=sys.stderr)
-            sys.exit(1)
-        sys.exit(0)
-    print(f"wrote {write_readme()}")

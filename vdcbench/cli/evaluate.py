@@ -1,0 +1,186 @@
+"""``evaluate``: score an archive over nets and seeds; ``results``: aggregate stored records."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from vdcbench.cli.output import out, user_errors
+from vdcbench.cli.progress import RichProgress
+from vdcbench.core.errors import VdcError
+from vdcbench.core.stats import format_mean_std
+from vdcbench.evaluation.report import EvaluationReport
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """``0,1,2`` or ``0-4`` (or a mix) as distinct non-negative seeds, in order."""
+    try:
+        seeds = []
+        for part in text.split(","):
+            if "-" in part.strip()[1:]:
+                lo, hi = part.split("-", 1)
+                seeds.extend(range(int(lo), int(hi) + 1))
+            elif part.strip():
+                seeds.append(int(part))
+    except ValueError:
+        raise VdcError(f"--seeds {text!r} is not a list like 0,1,2 or 0-2") from None
+    if not seeds or any(s < 0 for s in seeds):
+        raise VdcError(f"--seeds {text!r} must name at least one non-negative seed")
+    return tuple(dict.fromkeys(seeds))
+
+
+def tflop(gflops: float | None) -> str:
+    """Training compute for a table; records written before compute was kept show "-"."""
+    return "-" if gflops is None else f"{gflops / 1e3:.2f}"
+
+
+@click.command("evaluate")
+@click.argument("archive", type=click.Path(dir_okay=True, path_type=Path))
+@click.option("--seeds", default="0,1,2", show_default=True, help="Evaluation seeds, e.g. 0,1,2 or 0-4.")
+@click.option("--net", default="minic3d", show_default=True,
+              help="An evaluation net, a comma list (minic3d,i3d_r18), all (the evaluation nets) "
+                   "or every (every protocol net): one record per (net, seed) and a "
+                   "cross-architecture table.")
+@click.option("--variant", default="official", show_default=True,
+              help="official | cutmix | kl (only official is ranked).")
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None,
+              help="Also write the records and their summary to this file.")
+@click.option("--results-dir", type=click.Path(path_type=Path), default=None,
+              help="Where per-seed records go (default: the vdcbench cache).")
+@click.option("--epochs", type=int, default=None, hidden=True,
+              help="Shortened schedule for smoke tests; records are marked not official.")
+@user_errors
+def evaluate_cmd(archive: Path, seeds: str, net: str, variant: str, device: str,
+                 json_path: Path | None, results_dir: Path | None, epochs: int | None) -> None:
+    """Train the evaluation net on ARCHIVE per seed under the protocol and score it."""
+    evaluate_and_render(archive, parse_seeds(seeds), net, variant, device, json_path, results_dir,
+                        epochs)
+
+
+def evaluate_and_render(archive: Path, seeds: tuple[int, ...], net: str, variant: str,
+                        device: str, json_path: Path | None, results_dir: Path | None,
+                        epochs: int | None) -> None:
+    """Score ARCHIVE on each net ``net`` names, print the tables, write ``--json``."""
+    from vdcbench.core.atomic_file import write_json_atomic
+    from vdcbench.evaluation.api import evaluate_archive
+
+    if json_path is not None and json_path.parent and not json_path.parent.exists():
+        raise VdcError(f"cannot write --json {json_path}: directory {json_path.parent} does not exist")
+    with RichProgress() as progress:
+        report = evaluate_archive(archive, nets=net, seeds=seeds, variant=variant, device=device,
+                                  results_dir=results_dir, epochs=epochs, progress=progress)
+    render_report(report)
+    if json_path is not None:
+        write_json_atomic(json_path, report.to_dict())
+
+
+def render_report(report: EvaluationReport) -> None:
+    """The per-seed table, a summary line per net, and the cross-architecture table."""
+    several = len(report.nets) > 1
+    table = Table(*(("net",) if several else ()), "seed", "top-1 %", "top-5 %",
+                  "reference best top-1 %", "iterations", "train TFLOP", "wall s")
+    for result in report.nets:
+        for r in result.records:
+            ref = "-" if r.reference_best_top1 is None else f"{r.reference_best_top1:.1f}"
+            table.add_row(*((result.net,) if several else ()), str(r.key.seed), f"{r.top1:.2f}",
+                          f"{r.top5:.2f}", ref, str(r.iterations), tflop(r.train_gflops),
+                          f"{r.wall_seconds:.0f}")
+    out.print(table)
+    what = report.archive.describe()
+    for result in report.nets:
+        label = "official" if result.official else "NOT official (shortened schedule or variant)"
+        out.print(f"{what} on {result.net}: top-1 {result.top1.format(2)} (n={result.n})  "
+                  f"\\[{label}]")
+    if several:
+        cross = Table("net", "top-1 %", "n", "train TFLOP", "wall s",
+                      title=f"{what}: cross-architecture (final-epoch top-1, mean ± std)")
+        for result in report.nets:
+            cross.add_row(result.net, result.top1.format(2), str(result.n),
+                          tflop(result.train_gflops), f"{result.wall_seconds:.0f}")
+        out.print(cross)
+    out.print(f"records: {report.results_dir}")
+
+
+@click.command("results")
+@click.argument("folders", nargs=-1, required=True,
+                type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--table", "table_kind", type=click.Choice(["cells", "methods", "nets"]),
+              default="cells", show_default=True,
+              help="cells: one row per archive × net × labels; methods: methods × (IPC, labels), "
+                   "as the study's Table 6; nets: methods × evaluation nets, as its Table 7.")
+@click.option("--dataset", default=None, help="Only this data set (a table holds one).")
+@click.option("--method", "methods", default=None, help="Only these methods (a comma list).")
+@click.option("--net", default=None,
+              help="Only this evaluation net (the methods table defaults to minic3d).")
+@click.option("--labels", "label_strategy", default=None, help="Only this label strategy.")
+@click.option("--track", default=None, help="Only this track, e.g. ipc1-t8.")
+@click.option("--variant", default=None, help="Only this evaluation variant.")
+@click.option("--condensation-seed", type=int, default=None,
+              help="Only condensed sets made with this seed (one set per method).")
+@click.option("--markdown", is_flag=True, help="Print the methods or nets table as Markdown.")
+@user_errors
+def results_cmd(folders: tuple[Path, ...], table_kind: str, dataset: str | None, methods: str | None,
+                net: str | None, label_strategy: str | None, track: str | None,
+                variant: str | None, condensation_seed: int | None, markdown: bool) -> None:
+    """Aggregate the result records under FOLDERS: mean ± std over seeds per cell."""
+    from vdcbench.evaluation.records import load_records
+    # Keyed, so folders that overlap (submissions and submissions/records) count a record once.
+    by_key = {record.key: record for folder in folders for record in load_records(folder)}
+    records = list(by_key.values())
+    if not records:
+        raise VdcError(f"no result records under {', '.join(map(str, folders))}")
+    if table_kind == "cells":
+        _print_cells(records)
+        return
+    from vdcbench.evaluation.tables import PivotFilter, pivot
+    if table_kind == "methods" and net is None:
+        net = "minic3d"
+    chosen = None if methods is None else tuple(m.strip() for m in methods.split(",") if m.strip())
+    where = PivotFilter(dataset=dataset, methods=chosen, net=net,
+                        label_strategy=label_strategy, track=track,
+                        variant=variant, condensation_seed=condensation_seed,
+                        official_only=variant in (None, "official"))
+    table = pivot(records, table_kind, where)
+    nets = {c: net for c in table.columns} if table_kind == "methods" else {c: c for c in table.columns}
+    table = table.with_full_data(_teacher_top1(table.protocol_version, table.dataset, nets))
+    corner = f"{table.dataset}, {net}" if table_kind == "methods" else table.dataset
+    if markdown:
+        out.print(table.to_markdown(corner), markup=False, highlight=False, soft_wrap=True)
+        return
+    view = Table(corner, *table.columns,
+                 caption="top-1 % (final epoch), mean ± std over n records; "
+                         "'sets': condensed sets pooled")
+    for name, texts in table.row_texts():
+        view.add_row(name, *texts)
+    out.print(view)
+
+
+def _teacher_top1(version: int, dataset: str, nets: dict[str, str]) -> dict[str, float]:
+    """Validation top-1 of each column's protocol teacher, where one is trained (else absent)."""
+    from vdcbench.protocol import load_protocol
+    from vdcbench.train.teacher import find_teacher, teacher_sidecar
+    protocol = load_protocol(version)
+    found = {}
+    for column, net in nets.items():
+        path = find_teacher(protocol, dataset, net)
+        if path is not None:
+            found[column] = float(teacher_sidecar(path).val_top1)
+    return found
+
+
+def _print_cells(records) -> None:
+    from vdcbench.evaluation.records import aggregate
+    cells = aggregate(records)
+    table = Table("data set", "track", "method", "archive", "net", "labels", "variant",
+                  "top-1 %", "n", "ref. best top-1 %", "train TFLOP", "wall s")
+    for c in cells:
+        k = c.key
+        ref = "-" if c.reference_best_top1_mean is None else f"{c.reference_best_top1_mean:.1f}"
+        variant = k.variant if c.official else f"{k.variant} (not official)"
+        table.add_row(k.dataset, k.track, c.method, k.archive_sha256[:8], k.net, k.label_strategy,
+                      variant, format_mean_std(c.top1_mean, c.top1_std, c.n), str(c.n), ref,
+                      tflop(c.train_gflops), f"{c.wall_seconds:.0f}")
+    out.print(table)
