@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import copy
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
+from click.testing import CliRunner
 
+from vdcbench.cli import main
+from vdcbench.protocol import schema_docs
 from vdcbench.protocol.schema_docs import (README_NAME, SCHEMA_DIR, readme_is_current, schema_markdown,
                                   schema_rows, schemas_markdown, write_readme)
 
@@ -74,13 +75,28 @@ def test_the_walker_finds_an_undocumented_field_at_any_depth():
 def test_readme_is_up_to_date():
     readme = (SCHEMA_DIR / README_NAME).read_text(encoding="utf-8")
     assert readme == schemas_markdown(SCHEMA_DIR), \
-        "protocol/schemas/README.md is stale: run python -m vdcbench.protocol.schema_docs"
+        "protocol/schemas/README.md is stale: run vdcbench schema-docs"
 
 
 def test_check_flag_reports_a_current_page():
-    run = subprocess.run([sys.executable, "-m", "vdcbench.protocol.schema_docs", "--check"],
-                         capture_output=True, text=True)
-    assert run.returncode == 0, run.stderr
+    run = CliRunner().invoke(main, ["schema-docs", "--check"])
+    assert run.exit_code == 0, run.output
+    assert run.output == ""
+
+
+def test_check_flag_refuses_a_stale_page_in_one_line(monkeypatch):
+    monkeypatch.setattr(schema_docs, "readme_is_current", lambda: False)
+    monkeypatch.setattr(schema_docs, "write_readme", lambda: pytest.fail("--check wrote the page"))
+    run = CliRunner().invoke(main, ["schema-docs", "--check"])
+    assert run.exit_code == 1
+    assert run.stdout == "" and len(run.stderr.splitlines()) == 1
+    assert "out of date" in run.stderr and "vdcbench schema-docs" in run.stderr
+
+
+def test_command_writes_the_page(monkeypatch, tmp_path):
+    monkeypatch.setattr(schema_docs, "write_readme", lambda: tmp_path / README_NAME)
+    run = CliRunner().invoke(main, ["schema-docs"])
+    assert run.exit_code == 0 and run.output == f"wrote {tmp_path / README_NAME}\n"
 
 
 def test_a_stale_page_is_found_and_rewritten(tmp_path: Path):

@@ -129,8 +129,8 @@ class Evaluation:
         official = (self.settings.variant == "official" and self.settings.epochs in (None, self.protocol.trainer.epochs))
         record = EvalRecord(
             key=self.key(seed),
-            method=RecordedMethod(name=c.method.name, kind=c.method.kind, seed=c.method.seed,
-                                  config=dict(c.method.config)),
+            method=RecordedMethod(name=c.method.name, kind=str(c.method.kind),
+                                  seed=c.method.seed, config=dict(c.method.config)),
             top1=result.final.top1, top5=result.final.top5,
             reference_best_top1=result.best_top1(self.protocol.trainer.reference_metric_epochs),
             official=official, epochs=self.config.epochs, iterations=result.iterations,
