@@ -1,7 +1,11 @@
 """The leaderboard: entries in ``submissions/``, the tie rule, tables, and ``leaderboard/``.
 
-- ``entry``: :class:`Entry` (``to_disk`` / ``from_disk``), :func:`submit` (result records ->
-  entry, refusing records that cannot form one), :func:`validate_entries`;
+- ``measurement``: :class:`Measurement`, what makes two results the same measurement (a result
+  record's key without net and seed);
+- ``entry``: :class:`Entry` (``to_disk`` / ``from_disk``) and its per-net, per-seed results;
+- ``submit``: :func:`submit`, result records -> entry, refusing records that cannot form one;
+- ``validate``: :func:`validate_entries`, what a schema cannot check (protocol, location,
+  archive);
 - ``ties``: :func:`compare` / :func:`tied`, the rule that decides when one cell beats another;
 - ``tables``: :func:`build_tables`, entries -> tables in the study's Table-6 shape (the model of
   the leaderboard: what it holds, whatever draws it);
@@ -14,8 +18,10 @@
 Layer 8 of the design: it reads archives and result records, never trains.
 """
 
-from vdcbench.leaderboard.entry import (Entry, NetResults, SeedResult, entry_paths, submit,
-                                        validate_entries)
+from vdcbench.leaderboard.entry import Entry, NetResults, SeedResult
+from vdcbench.leaderboard.measurement import Measurement
+from vdcbench.leaderboard.validate import entry_paths, validate_entries
+from vdcbench.leaderboard.submit import submit
 from vdcbench.leaderboard.ties import TieResult, compare, tied
 from vdcbench.leaderboard.tables import Leaderboard, Table, build_tables
 from vdcbench.leaderboard.build import build, render
@@ -26,6 +32,7 @@ __all__ = [
     "Comparison",
     "Entry",
     "Leaderboard",
+    "Measurement",
     "NetResults",
     "SeedResult",
     "Table",

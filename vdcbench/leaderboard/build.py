@@ -27,7 +27,7 @@ from pathlib import Path
 
 from vdcbench.core.atomic_file import write_bytes_atomic
 from vdcbench.core.errors import VdcError
-from vdcbench.leaderboard.entry import validate_entries
+from vdcbench.leaderboard.validate import validate_entries
 from vdcbench.leaderboard.render.gallery import gallery_images
 from vdcbench.leaderboard.render.html import render_html
 from vdcbench.leaderboard.render.jsonfile import render_json

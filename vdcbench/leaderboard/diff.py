@@ -19,6 +19,7 @@ from typing import Any
 
 from vdcbench.core.errors import VdcError
 from vdcbench.leaderboard.entry import ENTRY_FORMAT, Entry
+from vdcbench.leaderboard.measurement import FIELD_LABELS, Measurement, shown
 from vdcbench.methods.settings import with_defaults
 from vdcbench.evaluation.records import RECORD_FORMAT, EvalRecord
 
@@ -31,17 +32,9 @@ class Side:
 
     kind: str
     source: str
-    protocol_version: int
-    protocol_sha256: str
-    dataset: str
-    dataset_sha256: str
-    track: str
-    label_strategy: str
-    variant: str
-    teacher_sha256: str | None
+    measurement: Measurement
     epochs: int
     official: bool
-    archive_sha256: str
     method: str
     seeds: Mapping[str, tuple[int, ...]]          # net -> seeds
     versions: Mapping[str, tuple[str, ...]]       # package -> versions seen
@@ -100,14 +93,11 @@ def _from_records(records: list[EvalRecord], kind: str, source: str) -> Side:
     if len(cells) != 1 or len({r.epochs for r in records}) != 1:
         raise VdcError(f"{source}: its records are not one cell (they differ in more than the "
                        "seed); compare them one by one")
-    r, k = records[0], records[0].key
-    return Side(kind=kind, source=source, protocol_version=k.protocol_version,
-                protocol_sha256=k.protocol_sha256, dataset=k.dataset,
-                dataset_sha256=k.dataset_sha256, track=k.track, label_strategy=k.label_strategy,
-                variant=k.variant, teacher_sha256=k.teacher_sha256, epochs=r.epochs,
-                official=all(x.official for x in records), archive_sha256=k.archive_sha256,
+    r = records[0]
+    return Side(kind=kind, source=source, measurement=Measurement.of(r.key), epochs=r.epochs,
+                official=all(x.official for x in records),
                 method=str(r.method.get("name", "unknown")),
-                seeds={k.net: tuple(sorted(x.key.seed for x in records))},
+                seeds={r.key.net: tuple(sorted(x.key.seed for x in records))},
                 versions=_versions(x.versions for x in records),
                 torch_threads=_threads(x.torch_threads for x in records),
                 method_config=_config(str(r.method.get("name", "unknown")),
@@ -115,13 +105,8 @@ def _from_records(records: list[EvalRecord], kind: str, source: str) -> Side:
 
 
 def _from_entry(entry: Entry, source: str) -> Side:
-    return Side(kind="entry", source=source, protocol_version=entry.protocol_version,
-                protocol_sha256=entry.protocol_sha256, dataset=entry.dataset,
-                dataset_sha256=entry.dataset_sha256, track=entry.track,
-                label_strategy=entry.label_strategy, variant=entry.variant,
-                teacher_sha256=entry.teacher_sha256, epochs=entry.epochs,
-                official=entry.official, archive_sha256=entry.archive.sha256,
-                method=entry.method.name,
+    return Side(kind="entry", source=source, measurement=entry.measurement, epochs=entry.epochs,
+                official=entry.official, method=entry.method.name,
                 seeds={r.net: tuple(s.seed for s in r.seeds) for r in entry.results},
                 versions=_versions(s.versions for r in entry.results for s in r.seeds),
                 torch_threads=_threads(s.torch_threads for r in entry.results for s in r.seeds),
@@ -153,10 +138,20 @@ def load_side(path: str | os.PathLike[str]) -> Side:
 
 
 def _short(value: Any) -> str:
-    if value is None:
-        return "none"
-    text = str(value)
-    return text[:12] if len(text) == 64 and all(c in "0123456789abcdef" for c in text) else text
+    return "none" if value is None else shown(value)
+
+
+# Why a difference in a field of the measurement makes two results incomparable. The archive is
+# not among them: it is what a diff compares, so it is reported last, as a note.
+_WHY_BLOCKING = {
+    "protocol_sha256": "results under different protocols are never compared",
+    "dataset_sha256": "different frames were trained and scored on",
+    "track": "different budgets",
+    "label_strategy": "labels change accuracy more than many methods; compare gains over Random "
+                      "instead",
+    "variant": "only 'official' is ranked",
+    "teacher_sha256": "online labels from different teachers",
+}
 
 
 def compare_sides(a: Side, b: Side) -> Comparison:
@@ -170,54 +165,64 @@ def compare_sides(a: Side, b: Side) -> Comparison:
             fields.append(FieldDiff(name, _short(x), _short(y), BLOCKING if blocking else NOTE,
                                     note))
 
-    row("protocol version", a.protocol_version, b.protocol_version)
-    row("protocol hash", a.protocol_sha256, b.protocol_sha256,
-        note="results under different protocols are never compared")
-    row("data set", a.dataset, b.dataset)
-    row("data-set store hash", a.dataset_sha256, b.dataset_sha256,
-        note="different frames were trained and scored on")
-    row("track", a.track, b.track, note="different budgets")
-    row("label strategy", a.label_strategy, b.label_strategy,
-        note="labels change accuracy more than many methods; compare gains over Random instead")
-    row("evaluation variant", a.variant, b.variant, note="only 'official' is ranked")
-    common = sorted(set(a.nets) & set(b.nets))
-    if a.nets == b.nets:
-        fields.append(FieldDiff("net", ", ".join(a.nets), ", ".join(b.nets), SAME))
-    elif common:
-        fields.append(FieldDiff("net", ", ".join(a.nets), ", ".join(b.nets), NOTE,
-                                f"comparable on {', '.join(common)} only"))
-    else:
-        fields.append(FieldDiff("net", ", ".join(a.nets), ", ".join(b.nets), BLOCKING,
-                                "no evaluation net in common"))
-    row("teacher", a.teacher_sha256, b.teacher_sha256,
-        note="online labels from different teachers")
+    for name, label in FIELD_LABELS.items():
+        if name == "archive_sha256":
+            continue
+        if name == "teacher_sha256":        # the nets are listed between variant and teacher
+            fields.append(_nets(a, b))
+        row(label, getattr(a.measurement, name), getattr(b.measurement, name),
+            note=_WHY_BLOCKING.get(name, ""))
     row("schedule (epochs)", a.epochs, b.epochs, note="different training budgets")
     row("official", a.official, b.official, blocking=False,
         note="only official results are ranked")
-    for net in common or a.nets[:1]:
-        sa, sb = a.seeds.get(net, ()), b.seeds.get(net, ())
-        paired = sorted(set(sa) & set(sb))
-        note = (f"{len(paired)} paired seed(s)" if paired
-                else "no seed in common: the tie rule cannot pair them")
-        fields.append(FieldDiff(f"seeds ({net})", ", ".join(map(str, sa)) or "none",
-                                ", ".join(map(str, sb)) or "none",
-                                SAME if sa == sb else NOTE, note))
-    for package in sorted(set(a.versions) | set(b.versions)):
-        va, vb = a.versions.get(package, ()), b.versions.get(package, ())
-        fields.append(FieldDiff(f"version: {package}", ", ".join(va) or "unknown",
-                                ", ".join(vb) or "unknown", SAME if va == vb else NOTE,
-                                "" if va == vb else "numbers may move between versions"))
-    threads_a, threads_b = ", ".join(a.torch_threads), ", ".join(b.torch_threads)
-    fields.append(FieldDiff("torch threads", threads_a or "unknown", threads_b or "unknown",
-                            SAME if threads_a == threads_b else NOTE,
-                            "" if threads_a == threads_b else
-                            "CPU float sums follow the thread count: not bit for bit"))
-    row("archive", a.archive_sha256, b.archive_sha256, blocking=False,
-        same_note="the same condensed set", note="different condensed sets (what is compared)")
+    fields += _seeds(a, b) + _versions_and_threads(a, b)
+    row(FIELD_LABELS["archive_sha256"], a.measurement.archive_sha256,
+        b.measurement.archive_sha256, blocking=False, same_note="the same condensed set",
+        note="different condensed sets (what is compared)")
     row("method", a.method, b.method, blocking=False)
     row("method settings", a.method_config, b.method_config, blocking=False,
         note="the same method run with other settings" if a.method == b.method else "")
     return Comparison(a=a, b=b, fields=tuple(fields))
+
+
+def _nets(a: Side, b: Side) -> FieldDiff:
+    common = sorted(set(a.nets) & set(b.nets))
+    if a.nets == b.nets:
+        return FieldDiff("net", ", ".join(a.nets), ", ".join(b.nets), SAME)
+    if common:
+        return FieldDiff("net", ", ".join(a.nets), ", ".join(b.nets), NOTE,
+                         f"comparable on {', '.join(common)} only")
+    return FieldDiff("net", ", ".join(a.nets), ", ".join(b.nets), BLOCKING,
+                     "no evaluation net in common")
+
+
+def _seeds(a: Side, b: Side) -> list[FieldDiff]:
+    """The seeds per net in common (or of A's first net), which decide how many results pair."""
+    rows = []
+    for net in sorted(set(a.nets) & set(b.nets)) or a.nets[:1]:
+        sa, sb = a.seeds.get(net, ()), b.seeds.get(net, ())
+        paired = sorted(set(sa) & set(sb))
+        note = (f"{len(paired)} paired seed(s)" if paired
+                else "no seed in common: the tie rule cannot pair them")
+        rows.append(FieldDiff(f"seeds ({net})", ", ".join(map(str, sa)) or "none",
+                              ", ".join(map(str, sb)) or "none",
+                              SAME if sa == sb else NOTE, note))
+    return rows
+
+
+def _versions_and_threads(a: Side, b: Side) -> list[FieldDiff]:
+    rows = []
+    for package in sorted(set(a.versions) | set(b.versions)):
+        va, vb = a.versions.get(package, ()), b.versions.get(package, ())
+        rows.append(FieldDiff(f"version: {package}", ", ".join(va) or "unknown",
+                              ", ".join(vb) or "unknown", SAME if va == vb else NOTE,
+                              "" if va == vb else "numbers may move between versions"))
+    threads_a, threads_b = ", ".join(a.torch_threads), ", ".join(b.torch_threads)
+    rows.append(FieldDiff("torch threads", threads_a or "unknown", threads_b or "unknown",
+                          SAME if threads_a == threads_b else NOTE,
+                          "" if threads_a == threads_b else
+                          "CPU float sums follow the thread count: not bit for bit"))
+    return rows
 
 
 def diff(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> Comparison:

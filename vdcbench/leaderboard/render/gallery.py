@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from vdcbench.leaderboard.entry import Entry, archive_file
+from vdcbench.leaderboard.entry import Entry
+from vdcbench.leaderboard.validate import archive_file
 from vdcbench.leaderboard.gallery import frame_grid, png_bytes
 
 GALLERY_TILE = 48          # pixels per frame in the page's gallery

@@ -1,0 +1,148 @@
+"""Result records -> an entry: :func:`submit`.
+
+The records must be one measurement (the same :class:`~vdcbench.leaderboard.measurement.
+Measurement`, schedule and method), hold each (net, seed) once, pass the protocol's checks, and
+score the archive handed in; the entry then carries that archive's ledger and the condensation
+cost its manifest records.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from vdcbench.core.errors import VdcError
+from vdcbench.evaluation.records import EvalRecord
+from vdcbench.leaderboard.entry import (ArchiveRef, Entry, MethodRef, NetResults, SeedResult,
+                                        entry_id)
+from vdcbench.leaderboard.measurement import FIELD_LABELS, Measurement, shown
+from vdcbench.leaderboard.validate import check_dataset_hash, check_names, known_protocol
+from vdcbench.protocol import Protocol
+
+_SUBJECT = "the records"
+
+
+def submit(records: Sequence[EvalRecord], archive_path: str | os.PathLike[str], *,
+           authors: Sequence[str] = (), method_url: str | None = None,
+           archive_url: str | None = None,
+           root: str | os.PathLike[str] | None = None) -> Entry:
+    """Turn the result records of one archive into an entry (not yet written: see ``to_disk``).
+
+    Refuses records that differ in protocol hash, archive, data set (or its store hash), track,
+    label strategy, evaluation variant, teacher or schedule, two records of one (net, seed), and
+    records that do not score the archive at ``archive_path``. ``root`` is the submissions folder:
+    an archive inside it is referenced by its path relative to it; ``archive_url`` says where to
+    download one that is not committed, ``method_url`` where the method is described.
+    """
+    records = list(records)
+    measurement = one_measurement(records)
+    protocol = _checked_protocol(measurement, {r.key.net for r in records})
+    loaded = _scored_archive(archive_path, measurement, records[0])
+    manifest = loaded.manifest
+    method = manifest["method"]
+    epochs = records[0].epochs
+    entry = Entry(
+        id=entry_id(method["name"], measurement.track, measurement.label_strategy,
+                    measurement.archive_sha256, measurement.variant, epochs,
+                    protocol.trainer.epochs),
+        method=MethodRef(name=method["name"], kind=method["kind"], authors=tuple(authors),
+                         url=method_url or None, config=dict(method["config"]),
+                         seed=method["seed"]),
+        measurement=measurement, epochs=epochs,
+        official=(measurement.variant == "official" and epochs == protocol.trainer.epochs
+                  and all(r.official for r in records)),
+        archive=ArchiveRef(sha256=loaded.sha256, bytes=loaded.ledger.archive_bytes,
+                           path=_relative_archive_path(archive_path, root), url=archive_url or None),
+        ledger=loaded.ledger.to_dict(),
+        condensation_wall_seconds=method["wall_seconds"], condensation_device=method["device"],
+        external_data=tuple(manifest["external_data"]),
+        external_weights=tuple(manifest["external_weights"]),
+        results=net_results(records),
+    )
+    # Round-trip through the schema: what submit makes, validate accepts.
+    return Entry.from_dict(json.loads(json.dumps(entry.to_dict())), source=f"entry {entry.id}")
+
+
+def one_measurement(records: Sequence[EvalRecord]) -> Measurement:
+    """The measurement the records share, refusing records of several (or of one (net, seed)
+    twice): an entry is one row of evidence that can be set beside another."""
+    if not records:
+        raise VdcError("no result records to submit")
+    for name, label in FIELD_LABELS.items():
+        values = {getattr(r.key, name) for r in records}
+        if len(values) > 1:
+            raise _differ(label, values)
+    epochs = {r.epochs for r in records}
+    if len(epochs) > 1:
+        raise _differ("schedule (epochs)", epochs)
+    for attr, label in (("name", "method"), ("kind", "method kind")):
+        values = {str(r.method.get(attr)) for r in records}
+        if len(values) > 1:
+            raise _differ(label, values)
+    seen: set[tuple[str, int]] = set()
+    for r in sorted(records, key=lambda r: (r.key.net, r.key.seed)):
+        if (r.key.net, r.key.seed) in seen:
+            raise VdcError(f"two records for net {r.key.net} seed {r.key.seed}; submit each "
+                           "seed once")
+        seen.add((r.key.net, r.key.seed))
+    return Measurement.of(records[0].key)
+
+
+def net_results(records: Iterable[EvalRecord]) -> tuple[NetResults, ...]:
+    """The records as results per net (sorted by net), each net's seeds sorted by seed."""
+    by_net: dict[str, list[EvalRecord]] = {}
+    for r in records:
+        by_net.setdefault(r.key.net, []).append(r)
+    return tuple(NetResults(net=net, seeds=tuple(
+        SeedResult.from_record(r) for r in sorted(by_net[net], key=lambda r: r.key.seed)))
+        for net in sorted(by_net))
+
+
+def _differ(label: str, values: Iterable[Any]) -> VdcError:
+    different = sorted({shown(v) for v in values})
+    return VdcError(f"records differ in {label} ({' vs '.join(different)}); one entry holds "
+                    f"records of one {label} only")
+
+
+def _checked_protocol(measurement: Measurement, nets: Iterable[str]) -> Protocol:
+    protocol = known_protocol(measurement.protocol_version, measurement.protocol_sha256, _SUBJECT)
+    check_names(protocol, measurement.dataset, measurement.track, measurement.label_strategy,
+                measurement.variant, nets, _SUBJECT)
+    check_dataset_hash(protocol, measurement.dataset, measurement.dataset_sha256, _SUBJECT)
+    return protocol
+
+
+def _scored_archive(archive_path: str | os.PathLike[str], measurement: Measurement,
+                    record: EvalRecord):
+    """The archive at ``archive_path``, read and verified, refused unless it is the one the
+    records score (its sha256, and what its manifest says of data set, track, labels, method)."""
+    from vdcbench.archive import read_archive
+
+    loaded = read_archive(archive_path)
+    if loaded.sha256 != measurement.archive_sha256:
+        raise VdcError(f"the records score archive {measurement.archive_sha256[:12]} but "
+                       f"{os.fspath(archive_path)} has sha256 {loaded.sha256[:12]}")
+    manifest = loaded.manifest
+    for what, claimed, actual in (
+            ("data set", measurement.dataset, manifest["dataset"]),
+            ("track", measurement.track, manifest["track"]),
+            ("label strategy", measurement.label_strategy, manifest["label_strategy"]),
+            ("method", record.method.get("name"), manifest["method"]["name"]),
+            ("method kind", record.method.get("kind"), manifest["method"]["kind"])):
+        if claimed != actual:
+            raise VdcError(f"the records say {what} {claimed!r} but the archive's manifest says "
+                           f"{actual!r}")
+    return loaded
+
+
+def _relative_archive_path(archive_path, root) -> str | None:
+    if root is None:
+        return None
+    archive, base = Path(archive_path).resolve(), Path(root).resolve()
+    try:
+        return archive.relative_to(base).as_posix()
+    except ValueError:
+        return None

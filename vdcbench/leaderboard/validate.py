@@ -1,0 +1,141 @@
+"""Checking entries: everything a schema cannot say about an entry under ``submissions/``.
+
+The protocol (version known, hash equal to that version's, names known, the data-set store hash
+of a generated data set), the entry's id and location, its official claim, and, when the
+archive file is at hand, the archive itself (sha256, validity, manifest). :func:`submit` runs
+the protocol checks on the records before an entry exists.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path, PurePosixPath
+
+from vdcbench.core.errors import UnknownNameError, VdcError
+from vdcbench.leaderboard.entry import ENTRY_FILE, RESERVED_DIRS, Entry, entry_id
+from vdcbench.leaderboard.measurement import shown
+from vdcbench.protocol import Protocol, load_protocol
+
+
+def known_protocol(version: int, sha256: str, subject: str) -> Protocol:
+    try:
+        protocol = load_protocol(version)
+    except VdcError as exc:
+        raise VdcError(f"{subject}: {exc}") from None
+    if sha256 != protocol.sha256:
+        raise VdcError(f"{subject}: protocol hash {sha256[:12]} is not the hash of protocol "
+                       f"v{version} ({protocol.short_hash}); results under another protocol "
+                       "are never ranked beside these")
+    return protocol
+
+
+def check_names(protocol: Protocol, dataset: str, track: str, labels: str, variant: str,
+                 nets: Iterable[str], subject: str) -> None:
+    try:
+        protocol.track(dataset, track)
+        protocol.label_strategy(labels)
+        protocol.variant(variant)
+        for net in sorted(nets):
+            protocol.net(net)
+    except UnknownNameError as exc:
+        raise VdcError(f"{subject}: {exc}") from None
+
+
+def check_dataset_hash(protocol: Protocol, dataset: str, sha256: str, subject: str) -> None:
+    """A data set the protocol generates has one store hash; a prepared one (on the user's
+    disk) cannot be checked here."""
+    ds = protocol.dataset(dataset)
+    if ds.generator is None:
+        return
+    from vdcbench.data.splits import dataset_sha256
+    expected = dataset_sha256(ds)
+    if sha256 != expected:
+        raise VdcError(f"{subject}: data-set store hash {sha256[:12]} is not the {dataset} store "
+                       f"of protocol v{protocol.version} ({expected[:12]})")
+
+
+def entry_paths(root: Path) -> list[Path]:
+    """Every ``<root>/<dataset>/<id>/entry.json`` (the records and archives folders excluded)."""
+    root = Path(root)
+    return sorted(p for p in root.glob(f"*/*/{ENTRY_FILE}") if p.parts[-3] not in RESERVED_DIRS)
+
+
+def archive_file(root: Path, entry: Entry) -> Path | None:
+    """The committed archive of ``entry`` under ``root``, if it names one (refusing paths that
+    leave ``root``)."""
+    if entry.archive.path is None:
+        return None
+    rel = PurePosixPath(entry.archive.path)
+    if rel.is_absolute() or ".." in rel.parts or "\\" in entry.archive.path:
+        raise VdcError(f"entry {entry.id}: archive path {entry.archive.path!r} leaves the "
+                       "submissions folder")
+    return Path(root) / Path(*rel.parts)
+
+
+def check_entry(entry: Entry, path: Path, root: Path, *, read_archives: bool = True) -> None:
+    """Everything a schema cannot say: the protocol, the location, the claims about the archive."""
+    where = str(path)
+    protocol = known_protocol(entry.protocol_version, entry.protocol_sha256, where)
+    check_names(protocol, entry.dataset, entry.track, entry.label_strategy, entry.variant,
+                 entry.nets, where)
+    check_dataset_hash(protocol, entry.dataset, entry.dataset_sha256, where)
+    expected_id = entry_id(entry.method.name, entry.track, entry.label_strategy,
+                           entry.archive.sha256, entry.variant, entry.epochs,
+                           protocol.trainer.epochs)
+    if entry.id != expected_id:
+        raise VdcError(f"{where}: id {entry.id!r} should be {expected_id!r}")
+    if path.parent.name != entry.id or path.parent.parent.name != entry.dataset:
+        raise VdcError(f"{where}: entry {entry.id} of data set {entry.dataset} belongs at "
+                       f"{entry.relative_path().as_posix()}")
+    if entry.official and (entry.variant != "official" or entry.epochs != protocol.trainer.epochs):
+        raise VdcError(f"{where}: claims official results with variant {entry.variant} and "
+                       f"{entry.epochs} epochs (official: variant official, "
+                       f"{protocol.trainer.epochs} epochs)")
+    uses_teacher = protocol.label_strategy(entry.label_strategy).labels == "teacher-online"
+    if uses_teacher != (entry.teacher_sha256 is not None):
+        raise VdcError(f"{where}: label strategy {entry.label_strategy} "
+                       + ("needs a teacher sha256" if uses_teacher else "uses no teacher"))
+    if entry.ledger.get("archive_bytes") != entry.archive.bytes:
+        raise VdcError(f"{where}: archive bytes {entry.archive.bytes} disagree with the ledger's "
+                       f"{entry.ledger.get('archive_bytes')}")
+    file = archive_file(root, entry)
+    if file is None or not read_archives:
+        return
+    if not file.is_file():
+        raise VdcError(f"{where}: archive {entry.archive.path} is missing")
+    from vdcbench.archive import read_archive
+    loaded = read_archive(file)
+    if loaded.sha256 != entry.archive.sha256:
+        raise VdcError(f"{where}: archive {entry.archive.path} has sha256 {loaded.sha256[:12]}, "
+                       f"not the sha256 the entry's results were measured on "
+                       f"({entry.archive.sha256[:12]})")
+    manifest = loaded.manifest
+    for what, claimed, actual in (
+            ("data set", entry.dataset, manifest["dataset"]),
+            ("track", entry.track, manifest["track"]),
+            ("label strategy", entry.label_strategy, manifest["label_strategy"]),
+            ("method", entry.method.name, manifest["method"]["name"]),
+            ("method kind", entry.method.kind, manifest["method"]["kind"]),
+            ("protocol hash", entry.protocol_sha256, manifest["protocol"]["sha256"])):
+        if claimed != actual:
+            raise VdcError(f"{where}: says {what} {shown(claimed)!r} but its archive says "
+                           f"{shown(actual)!r}")
+
+
+def validate_entries(root: str | os.PathLike[str], *, read_archives: bool = True) -> list[Entry]:
+    """Load and check every entry under ``root``; the first problem is raised as one line."""
+    root = Path(root)
+    if not root.is_dir():
+        raise VdcError(f"submissions folder {root} does not exist")
+    entries, seen = [], {}
+    for path in entry_paths(root):
+        entry = Entry.from_disk(path)
+        check_entry(entry, path, root, read_archives=read_archives)
+        same = (entry.archive.sha256, entry.variant, entry.epochs, entry.teacher_sha256)
+        if same in seen:
+            raise VdcError(f"{path}: measures the same archive, variant and schedule as "
+                           f"{seen[same]}")
+        seen[same] = path
+        entries.append(entry)
+    return entries
