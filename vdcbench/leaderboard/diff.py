@@ -14,11 +14,10 @@ import json
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from vdcbench.core.errors import VdcError
-from vdcbench.leaderboard.entry import ENTRY_FORMAT, Entry
+from vdcbench.leaderboard.entry import ENTRY_FORMAT, Entry, read_json
 from vdcbench.leaderboard.measurement import FIELD_LABELS, Measurement, shown
 from vdcbench.methods.settings import with_defaults
 from vdcbench.evaluation.records import RECORD_FORMAT, EvalRecord
@@ -116,12 +115,7 @@ def _from_entry(entry: Entry, source: str) -> Side:
 def load_side(path: str | os.PathLike[str]) -> Side:
     """Read a result record, an entry or an ``evaluate --json`` summary."""
     source = os.fspath(path)
-    try:
-        data = json.loads(Path(path).read_text())
-    except OSError as exc:
-        raise VdcError(f"cannot read {source}: {exc.strerror or exc}") from None
-    except ValueError as exc:
-        raise VdcError(f"{source}: not JSON ({exc})") from None
+    data = read_json(path)
     if not isinstance(data, dict):
         raise VdcError(f"{source}: not a result record, an entry or an evaluation summary")
     try:

@@ -19,6 +19,7 @@ import functools
 import importlib
 import json
 import math
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -263,13 +264,17 @@ class Entry:
 
     @classmethod
     def from_disk(cls, path: Path) -> "Entry":
-        try:
-            data = json.loads(Path(path).read_text())
-        except OSError as exc:
-            raise VdcError(f"cannot read entry {path}: {exc.strerror or exc}") from None
-        except ValueError as exc:
-            raise VdcError(f"{path}: not JSON ({exc})") from None
-        return cls.from_dict(data, source=str(path))
+        return cls.from_dict(read_json(path, what="entry "), source=str(path))
+
+
+def read_json(path: str | os.PathLike[str], *, what: str = "") -> Any:
+    """The JSON in ``path``; an unreadable file or bad JSON is one line naming ``what`` and it."""
+    try:
+        return json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise VdcError(f"cannot read {what}{os.fspath(path)}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise VdcError(f"{os.fspath(path)}: not JSON ({exc})") from None
 
 
 # --------------------------------------------------------------------------------- schema

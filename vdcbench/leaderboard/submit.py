@@ -19,7 +19,8 @@ from vdcbench.evaluation.records import EvalRecord
 from vdcbench.leaderboard.entry import (ArchiveRef, Entry, MethodRef, NetResults, SeedResult,
                                         entry_id)
 from vdcbench.leaderboard.measurement import FIELD_LABELS, Measurement, shown
-from vdcbench.leaderboard.validate import check_dataset_hash, check_names, known_protocol
+from vdcbench.leaderboard.validate import (check_dataset_hash, check_names, disagreement,
+                                           known_protocol)
 from vdcbench.protocol import Protocol
 
 _SUBJECT = "the records"
@@ -55,7 +56,8 @@ def submit(records: Sequence[EvalRecord], archive_path: str | os.PathLike[str], 
         official=(measurement.variant == "official" and epochs == protocol.trainer.epochs
                   and all(r.official for r in records)),
         archive=ArchiveRef(sha256=loaded.sha256, bytes=loaded.ledger.archive_bytes,
-                           path=_relative_archive_path(archive_path, root), url=archive_url or None),
+                           path=_relative_archive_path(archive_path, root),
+                           url=archive_url or None),
         ledger=loaded.ledger.to_dict(),
         condensation_wall_seconds=method["wall_seconds"], condensation_device=method["device"],
         external_data=tuple(manifest["external_data"]),
@@ -126,15 +128,16 @@ def _scored_archive(archive_path: str | os.PathLike[str], measurement: Measureme
         raise VdcError(f"the records score archive {measurement.archive_sha256[:12]} but "
                        f"{os.fspath(archive_path)} has sha256 {loaded.sha256[:12]}")
     manifest = loaded.manifest
-    for what, claimed, actual in (
-            ("data set", measurement.dataset, manifest["dataset"]),
-            ("track", measurement.track, manifest["track"]),
-            ("label strategy", measurement.label_strategy, manifest["label_strategy"]),
-            ("method", record.method.get("name"), manifest["method"]["name"]),
-            ("method kind", record.method.get("kind"), manifest["method"]["kind"])):
-        if claimed != actual:
-            raise VdcError(f"the records say {what} {claimed!r} but the archive's manifest says "
-                           f"{actual!r}")
+    wrong = disagreement((
+        ("data set", measurement.dataset, manifest["dataset"]),
+        ("track", measurement.track, manifest["track"]),
+        ("label strategy", measurement.label_strategy, manifest["label_strategy"]),
+        ("method", record.method.get("name"), manifest["method"]["name"]),
+        ("method kind", record.method.get("kind"), manifest["method"]["kind"])))
+    if wrong is not None:
+        what, claimed, actual = wrong
+        raise VdcError(f"the records say {what} {claimed!r} but the archive's manifest says "
+                       f"{actual!r}")
     return loaded
 
 

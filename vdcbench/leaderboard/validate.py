@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from vdcbench.core.errors import UnknownNameError, VdcError
 from vdcbench.leaderboard.entry import ENTRY_FILE, RESERVED_DIRS, Entry, entry_id
@@ -111,16 +112,22 @@ def check_entry(entry: Entry, path: Path, root: Path, *, read_archives: bool = T
                        f"not the sha256 the entry's results were measured on "
                        f"({entry.archive.sha256[:12]})")
     manifest = loaded.manifest
-    for what, claimed, actual in (
-            ("data set", entry.dataset, manifest["dataset"]),
-            ("track", entry.track, manifest["track"]),
-            ("label strategy", entry.label_strategy, manifest["label_strategy"]),
-            ("method", entry.method.name, manifest["method"]["name"]),
-            ("method kind", entry.method.kind, manifest["method"]["kind"]),
-            ("protocol hash", entry.protocol_sha256, manifest["protocol"]["sha256"])):
-        if claimed != actual:
-            raise VdcError(f"{where}: says {what} {shown(claimed)!r} but its archive says "
-                           f"{shown(actual)!r}")
+    wrong = disagreement((
+        ("data set", entry.dataset, manifest["dataset"]),
+        ("track", entry.track, manifest["track"]),
+        ("label strategy", entry.label_strategy, manifest["label_strategy"]),
+        ("method", entry.method.name, manifest["method"]["name"]),
+        ("method kind", entry.method.kind, manifest["method"]["kind"]),
+        ("protocol hash", entry.protocol_sha256, manifest["protocol"]["sha256"])))
+    if wrong is not None:
+        what, claimed, actual = wrong
+        raise VdcError(f"{where}: says {what} {shown(claimed)!r} but its archive says "
+                       f"{shown(actual)!r}")
+
+
+def disagreement(claims: Iterable[tuple[str, Any, Any]]) -> tuple[str, Any, Any] | None:
+    """The first (what, claimed, actual) whose claim is not what the archive says, if any."""
+    return next((claim for claim in claims if claim[1] != claim[2]), None)
 
 
 def validate_entries(root: str | os.PathLike[str], *, read_archives: bool = True) -> list[Entry]:

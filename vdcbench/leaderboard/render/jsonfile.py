@@ -27,7 +27,7 @@ def render_json(board: Leaderboard, plots: Mapping[str, Sequence[Plot]],
                              "min_permutation_pairs paired seeds, an exact two-sided sign-flip "
                              "test at alpha"},
         "tables": [t.to_dict() for t in board.tables],
-        "plots": {slug: [p.path for p in table_plots] for slug, table_plots in sorted(plots.items())},
+        "plots": {slug: [p.path for p in shown] for slug, shown in sorted(plots.items())},
         "gallery": {image.path: [e.id for e in image.entries]
                     for image in sorted(gallery, key=lambda image: image.path)},
         "entries": [e.to_dict() for e in board.entries],
