@@ -59,12 +59,12 @@ def test_tiny_teacher_run_of_each_resnet_is_reported_not_saved(protocol, tmp_pat
     dataset = protocol.dataset("synthetic")
     sidecar, model = train_teacher(protocol, dataset, net, epochs=1, videos_per_class=2,
                                    output_dir=tmp_path)
-    assert "sha256" not in sidecar and list(tmp_path.iterdir()) == []
-    assert sidecar["recipe"]["name"] == f"synthetic-{net}" and sidecar["videos_per_class"] == 2
+    assert sidecar.sha256 is None and list(tmp_path.iterdir()) == []
+    assert sidecar.recipe["name"] == f"synthetic-{net}" and sidecar.videos_per_class == 2
     recipe = protocol.teacher_recipe(dataset, net)
-    assert sidecar["train_iterations"] == -(-20 // recipe.batch_size)
+    assert sidecar.train_iterations == -(-20 // recipe.batch_size)
     forward = net_cost(protocol.net(net), 10, 8, 56).forward_gflops
-    assert sidecar["train_gflops"] == pytest.approx(3 * forward * 20, abs=0.1)
+    assert sidecar.train_gflops == pytest.approx(3 * forward * 20, abs=0.1)
 
 
 def test_teacher_command_tiny_preset(tmp_path):

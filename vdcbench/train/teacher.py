@@ -14,7 +14,8 @@ import json
 import platform
 from dataclasses import dataclass
 from pathlib import Path
-
+from types import MappingProxyType
+from typing import Any, Mapping
 
 import numpy as np
 import torch
@@ -37,6 +38,88 @@ from vdcbench.train.sources import VideoWindows
 from vdcbench.train.trainer import FitConfig, Trainer
 
 SHIPPED_DIR = Path(__file__).resolve().parents[1] / "shipped" / "teachers"
+SIDECAR_KIND = "vdcbench-teacher"
+
+
+@dataclass(frozen=True)
+class TeacherSidecar:
+    """The JSON beside a teacher's weights: what it was trained on, how, and how well.
+
+    ``recipe`` and ``versions`` stay mappings: they record what ran, as written then (a recipe
+    from an older vdcbench may lack a field today's ``TeacherRecipe`` has), and only ever go back
+    to JSON. A field that is None is absent from the JSON: ``sha256`` (of the weights file) for
+    a teacher that was not saved, ``videos_per_class`` unless the run was shrunk, and the compute
+    figures in sidecars written before vdcbench measured them (the shipped teacher's).
+    """
+
+    net: str
+    dataset: str
+    dataset_sha256: str
+    protocol_version: int
+    protocol_sha256: str
+    recipe: Mapping[str, Any]
+    epochs_run: int
+    shuffle_frames: bool
+    val_top1: float
+    val_top5: float
+    train_iterations: int
+    wall_seconds: float
+    device: str
+    versions: Mapping[str, str]
+    net_gflops_forward: float | None = None
+    train_gflops: float | None = None
+    videos_per_class: int | None = None
+    sha256: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {
+            "kind": SIDECAR_KIND, "net": self.net, "dataset": self.dataset,
+            "dataset_sha256": self.dataset_sha256,
+            "protocol": {"version": self.protocol_version, "sha256": self.protocol_sha256},
+            "recipe": _plain(self.recipe), "epochs_run": self.epochs_run,
+            "shuffle_frames": self.shuffle_frames, "val_top1": self.val_top1,
+            "val_top5": self.val_top5, "train_iterations": self.train_iterations,
+            "wall_seconds": self.wall_seconds, "device": self.device,
+            "versions": dict(self.versions),
+        }
+        for key in _OPTIONAL_KEYS:
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *,
+                  source: str = "teacher sidecar") -> "TeacherSidecar":
+        """The sidecar in ``data``; a ``VdcError`` naming ``source`` for any other shape."""
+        if not isinstance(data, Mapping) or data.get("kind") != SIDECAR_KIND:
+            raise VdcError(f"{source} is not a vdcbench teacher sidecar")
+        fields = {f.name for f in dataclasses.fields(cls)} - {"protocol_version", "protocol_sha256"}
+        known = fields | {"kind", "protocol"}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise VdcError(f"{source} has unknown key {unknown[0]!r}")
+        missing = sorted((known - set(_OPTIONAL_KEYS)) - set(data))
+        protocol = data.get("protocol")
+        if missing or not isinstance(protocol, Mapping) or set(protocol) != {"version", "sha256"}:
+            what = repr(missing[0]) if missing else "'protocol' (version and sha256)"
+            raise VdcError(f"{source} lacks key {what}")
+        values = {k: data[k] for k in fields if k in data}
+        values["recipe"] = MappingProxyType(dict(data["recipe"]))
+        values["versions"] = MappingProxyType(dict(data["versions"]))
+        return cls(protocol_version=protocol["version"], protocol_sha256=protocol["sha256"],
+                   **values)
+
+
+_OPTIONAL_KEYS = ("net_gflops_forward", "train_gflops", "videos_per_class", "sha256")
+
+
+def _plain(value: Any) -> Any:
+    """Mappings and tuples as the dicts and lists ``json`` writes, recursively."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
 
 
 @dataclass(frozen=True)
@@ -45,7 +128,7 @@ class Teacher:
     net_name: str
     dataset: str
     sha256: str          # of the safetensors file
-    sidecar: dict
+    sidecar: TeacherSidecar
     path: Path
 
 
@@ -73,9 +156,11 @@ def find_teacher(protocol: Protocol, dataset: str, net: str) -> Path | None:
     return None
 
 
-def teacher_sidecar(path: Path) -> dict:
+def teacher_sidecar(path: Path) -> TeacherSidecar:
     """The JSON sidecar of the teacher weights at ``path`` (as ``find_teacher`` returns it)."""
-    return json.loads(path.with_suffix(".json").read_text())
+    sidecar_path = path.with_suffix(".json")
+    return TeacherSidecar.from_dict(json.loads(sidecar_path.read_text()),
+                                    source=f"teacher sidecar {sidecar_path}")
 
 
 def load_teacher(protocol: Protocol, dataset: Dataset, net: str, device: str = "cpu") -> Teacher:
@@ -87,7 +172,7 @@ def load_teacher(protocol: Protocol, dataset: Dataset, net: str, device: str = "
                        f"--train-teacher to run-baseline)")
     sidecar = teacher_sidecar(path)
     sha = file_sha256(path)
-    if sidecar.get("sha256") != sha:
+    if sidecar.sha256 != sha:
         raise VdcError(f"teacher {path} does not match the sha256 in its sidecar; retrain it")
     model = build_net(protocol.net(net), dataset.num_classes)
     model.load_state_dict(load_file(str(path)))
@@ -120,7 +205,7 @@ def train_teacher(protocol: Protocol, dataset: Dataset, net: str = "minic3d", *,
                   shuffle_frames: bool = False, device: str = "cpu", progress=None,
                   output_dir: Path | None = None, save: bool = True,
                   videos_per_class: int | None = None,
-                  resume_store: ArtifactStore | None = None) -> tuple[dict, nn.Module]:
+                  resume_store: ArtifactStore | None = None) -> tuple[TeacherSidecar, nn.Module]:
     """Train a teacher on the full train split; return its sidecar (and save it when ``save``).
 
     ``epochs`` shortens the recipe and ``videos_per_class`` keeps the first videos of each class
@@ -152,34 +237,25 @@ def train_teacher(protocol: Protocol, dataset: Dataset, net: str = "minic3d", *,
         checkpoint = FitCheckpoint(resume_store, f"teacher-{run}-d{data_sha256[:12]}")
     result = trainer.fit(validation, progress=progress, checkpoint=checkpoint)
     cost = net_cost(protocol.net(net), dataset.num_classes, protocol.sampling.frames, dataset.crop)
-    sidecar = {
-        "kind": "vdcbench-teacher",
-        "net": net,
-        "dataset": dataset.name,
-        "dataset_sha256": data_sha256,
-        "protocol": {"version": protocol.version, "sha256": protocol.sha256},
-        "recipe": {k: v for k, v in dataclasses.asdict(recipe).items()},
-        "epochs_run": config.epochs,
-        "shuffle_frames": shuffle_frames,
-        "val_top1": result.final.top1,
-        "val_top5": result.final.top5,
-        "train_iterations": result.iterations,
-        "net_gflops_forward": round(cost.forward_gflops, 6),
-        "train_gflops": round(training_gflops(cost, result.clips), 1),
-        "wall_seconds": round(result.wall_seconds, 1),
-        "device": str(trainer.device),
-        "versions": {"vdcbench": __version__, "torch": torch.__version__,
-                     "python": platform.python_version()},
-    }
-    if videos_per_class is not None:
-        sidecar["videos_per_class"] = videos_per_class
+    sidecar = TeacherSidecar(
+        net=net, dataset=dataset.name, dataset_sha256=data_sha256,
+        protocol_version=protocol.version, protocol_sha256=protocol.sha256,
+        recipe=MappingProxyType(dataclasses.asdict(recipe)), epochs_run=config.epochs,
+        shuffle_frames=shuffle_frames, val_top1=result.final.top1, val_top5=result.final.top5,
+        train_iterations=result.iterations,
+        net_gflops_forward=round(cost.forward_gflops, 6),
+        train_gflops=round(training_gflops(cost, result.clips), 1),
+        wall_seconds=round(result.wall_seconds, 1), device=str(trainer.device),
+        versions=MappingProxyType({"vdcbench": __version__, "torch": torch.__version__,
+                                   "python": platform.python_version()}),
+        videos_per_class=videos_per_class)
     is_protocol_teacher = (config.epochs == recipe.epochs and not shuffle_frames
                            and videos_per_class is None
                            and recipe is protocol.teacher_recipe(dataset, net))
     if save and is_protocol_teacher:
         folder = output_dir or teachers_dir()
-        sidecar["sha256"] = _save_teacher(model, sidecar, folder,
-                                          teacher_filename(protocol, dataset.name, net))
+        sha = _save_teacher(model, sidecar, folder, teacher_filename(protocol, dataset.name, net))
+        sidecar = dataclasses.replace(sidecar, sha256=sha)
     if checkpoint is not None:
         checkpoint.clear()
     return sidecar, model
@@ -200,11 +276,12 @@ def _first_per_class(split: VideoSplit, k: int) -> VideoSplit:
                                   split.labels[torch.from_numpy(keep)], split.class_names)
 
 
-def _save_teacher(model: nn.Module, sidecar: dict, folder: Path, name: str) -> str:
+def _save_teacher(model: nn.Module, sidecar: TeacherSidecar, folder: Path, name: str) -> str:
+    """Save the weights and the sidecar (naming their hash); the weights' sha256."""
     weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     with atomic_path(folder / f"{name}.safetensors") as tmp:
-        save_file(weights, str(tmp), metadata={"net": sidecar["net"], "dataset": sidecar["dataset"]})
+        save_file(weights, str(tmp), metadata={"net": sidecar.net, "dataset": sidecar.dataset})
         sha = file_sha256(tmp)
-    # The sidecar names the weights' hash, so it is written once the weights are in place.
-    write_json_atomic(folder / f"{name}.json", {**sidecar, "sha256": sha})
+    # Written once the weights are in place, since it names their hash.
+    write_json_atomic(folder / f"{name}.json", dataclasses.replace(sidecar, sha256=sha).to_dict())
     return sha
