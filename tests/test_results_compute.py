@@ -83,3 +83,34 @@ def test_a_record_that_breaks_the_schema_is_refused_in_one_line(tmp_path):
         EvalRecord.from_disk(path)
     message = str(caught.value)
     assert "breaks the schema at top1" in message and "\n" not in message
+
+
+SUBMISSIONS = COMMITTED.parent
+
+
+def test_every_committed_record_reserialises_byte_identically():
+    """The absolute rule of typed records: reading a committed record and writing it back, as
+    ``write_json_atomic`` writes, gives the file's bytes."""
+    from vdcbench.evaluation.records import RecordedMethod, RuntimeVersions
+    paths = [p for p in sorted(SUBMISSIONS.rglob("seed*.json"))
+             if json.loads(p.read_text()).get("format") == "vdcbench-result"]
+    assert len([p for p in paths if COMMITTED in p.parents]) >= 80
+    for path in paths:
+        record = EvalRecord.from_disk(path)
+        assert isinstance(record.method, RecordedMethod)
+        assert isinstance(record.versions, RuntimeVersions)
+        written = json.dumps(record.to_dict(), indent=2, sort_keys=True) + "\n"
+        assert written.encode("utf-8") == path.read_bytes(), path
+
+
+def test_old_records_without_optional_fields_still_load_and_round_trip():
+    data = json.loads(next(COMMITTED.rglob("seed*.json")).read_text())
+    data["method"] = {"name": "random", "kind": "selection", "seed": None}   # no config yet
+    data["versions"] = {"torch": "2.4.0", "numpy": "1.26"}                    # another package
+    for optional in ("net_gflops_forward", "train_gflops", "torch_threads"):
+        data.pop(optional, None)
+    record = EvalRecord.from_dict(data)
+    assert record.method.name == "random" and record.method.config is None
+    assert record.method.get("name") == "random" and dict(record.versions) == data["versions"]
+    assert record.versions.torch == "2.4.0" and record.versions.vdcbench is None
+    assert record.to_dict() == data
