@@ -20,7 +20,7 @@ from vdcbench.leaderboard.entry import (ArchiveRef, Entry, MethodRef, NetResults
                                         entry_id)
 from vdcbench.leaderboard.measurement import FIELD_LABELS, Measurement, shown
 from vdcbench.leaderboard.validate import (check_dataset_hash, check_names, disagreement,
-                                           known_protocol)
+                                           known_protocol, manifest_claims)
 from vdcbench.protocol import Protocol
 
 _SUBJECT = "the records"
@@ -127,13 +127,10 @@ def _scored_archive(archive_path: str | os.PathLike[str], measurement: Measureme
     if loaded.sha256 != measurement.archive_sha256:
         raise VdcError(f"the records score archive {measurement.archive_sha256[:12]} but "
                        f"{os.fspath(archive_path)} has sha256 {loaded.sha256[:12]}")
-    manifest = loaded.manifest
-    wrong = disagreement((
-        ("data set", measurement.dataset, manifest["dataset"]),
-        ("track", measurement.track, manifest["track"]),
-        ("label strategy", measurement.label_strategy, manifest["label_strategy"]),
-        ("method", record.method.get("name"), manifest["method"]["name"]),
-        ("method kind", record.method.get("kind"), manifest["method"]["kind"])))
+    wrong = disagreement(manifest_claims(
+        loaded.manifest, dataset=measurement.dataset, track=measurement.track,
+        label_strategy=measurement.label_strategy, method=record.method.get("name"),
+        method_kind=record.method.get("kind")))
     if wrong is not None:
         what, claimed, actual = wrong
         raise VdcError(f"the records say {what} {claimed!r} but the archive's manifest says "

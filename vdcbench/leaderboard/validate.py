@@ -9,7 +9,7 @@ the protocol checks on the records before an entry exists.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -111,18 +111,26 @@ def check_entry(entry: Entry, path: Path, root: Path, *, read_archives: bool = T
         raise VdcError(f"{where}: archive {entry.archive.path} has sha256 {loaded.sha256[:12]}, "
                        f"not the sha256 the entry's results were measured on "
                        f"({entry.archive.sha256[:12]})")
-    manifest = loaded.manifest
-    wrong = disagreement((
-        ("data set", entry.dataset, manifest["dataset"]),
-        ("track", entry.track, manifest["track"]),
-        ("label strategy", entry.label_strategy, manifest["label_strategy"]),
-        ("method", entry.method.name, manifest["method"]["name"]),
-        ("method kind", entry.method.kind, manifest["method"]["kind"]),
-        ("protocol hash", entry.protocol_sha256, manifest["protocol"]["sha256"])))
+    wrong = disagreement(manifest_claims(
+        loaded.manifest, dataset=entry.dataset, track=entry.track,
+        label_strategy=entry.label_strategy, method=entry.method.name,
+        method_kind=entry.method.kind) + (
+        ("protocol hash", entry.protocol_sha256, loaded.manifest["protocol"]["sha256"]),))
     if wrong is not None:
         what, claimed, actual = wrong
         raise VdcError(f"{where}: says {what} {shown(claimed)!r} but its archive says "
                        f"{shown(actual)!r}")
+
+
+def manifest_claims(manifest: Mapping[str, Any], *, dataset: str, track: str,
+                    label_strategy: str, method: Any, method_kind: Any
+                    ) -> tuple[tuple[str, Any, Any], ...]:
+    """(what, claimed, what the archive's manifest says) for what results claim of an archive."""
+    return (("data set", dataset, manifest["dataset"]),
+            ("track", track, manifest["track"]),
+            ("label strategy", label_strategy, manifest["label_strategy"]),
+            ("method", method, manifest["method"]["name"]),
+            ("method kind", method_kind, manifest["method"]["kind"]))
 
 
 def disagreement(claims: Iterable[tuple[str, Any, Any]]) -> tuple[str, Any, Any] | None:
