@@ -57,7 +57,7 @@ def test_prepare_a_folder_reports_skips_and_data_info_shows_the_hash(collection)
     info = _run("data", "info", "my-actions")
     assert info.exit_code == 0, info.output
     assert store.sha256 in info.output and "handwaving" in info.output
-    assert f"{store.manifest['videos']['train']} train" in info.output
+    assert f"{store.manifest.videos['train']} train" in info.output
     again = _run("prepare", "folder", "--root", collection, "--group", r"person\d+", "--verify")
     assert again.exit_code == 0 and "already prepared" in again.output, again.output
     assert "verified" in again.output
@@ -83,7 +83,7 @@ def test_prepare_a_jpeg_store_and_data_info_shows_its_format(collection, tmp_pat
     assert "jpeg frames at" in result.output and "verified: 13 videos" in result.output
     from vdcbench.data.store import open_store
     store = open_store(out)
-    assert store.frame_format == "jpeg" and store.manifest["versions"]["pillow"]
+    assert store.frame_format == "jpeg" and store.manifest.versions["pillow"]
     info = _run("data", "info", "my-actions-jpeg")
     assert info.exit_code == 0, info.output
     assert "jpeg (quality 90, 4:4:4) frames" in info.output and store.sha256 in info.output

@@ -39,11 +39,11 @@ def test_prepare_each_official_layout(layout, tmp_path):
 
     store = open_store(out)
     assert store.classes == expected.classes
-    failed = {key for key, _reason in store.manifest["failed"]}
-    assert failed == set(expected.corrupt + expected.empty), store.manifest["failed"]
+    failed = {key for key, _reason in store.manifest.failed}
+    assert failed == set(expected.corrupt + expected.empty), store.manifest.failed
     for key in failed:                       # the report names each skipped video
         assert key in result.output
-    assert len(store.manifest["missing"]) == expected.missing
+    assert len(store.manifest.missing) == expected.missing
     stored = {split: len(store.index.rows(split)) for split in ("train", "val")}
     assert stored["train"] + stored["val"] + len(failed) == expected.train + expected.val
     assert not failed & set(store.index.keys)

@@ -120,10 +120,10 @@ def test_failed_videos_are_reported_and_skipped(tiny):
     assert [key for key, _ in report.failed] == sorted(BROKEN)
     assert all(reason for _, reason in report.failed)
     manifest = report.store.manifest
-    assert [f[0] for f in manifest["failed"]] == sorted(BROKEN)
+    assert [f[0] for f in manifest.failed] == sorted(BROKEN)
     assert not set(BROKEN) & set(report.store.index.keys)
-    assert manifest["videos"] == {"train": 4, "val": 2}
-    assert manifest["split"]["listed"] == {"train": 6, "val": 2}
+    assert manifest.videos == {"train": 4, "val": 2}
+    assert manifest.split["listed"] == {"train": 6, "val": 2}
 
 
 def test_manifest_records_versions_hash_and_size(tiny):
@@ -184,7 +184,8 @@ def test_clip_reads_do_not_touch_the_source_videos(tiny, tmp_path):
     moved = tmp_path / "gone"
     shutil.move(str(listing.root), str(moved))
     try:
-        split = open_store(copy).split(_folder_dataset(), "val")
+        from vdcbench.data.splits import store_split
+        split = store_split(open_store(copy), _folder_dataset(), "val")
         assert split.clips([0, 1], [np.arange(8), np.arange(8)]).shape == (2, 3, 8, *RESIZE)
     finally:
         shutil.move(str(moved), str(listing.root))
@@ -344,12 +345,12 @@ def _mean_abs_diff(a, b) -> float:
 def test_jpeg_store_clips_equal_the_decoded_frames_within_jpeg_tolerance(tiny, tiny_jpeg):
     listing, raw = tiny
     store = tiny_jpeg.store
-    assert store.frame_format == "jpeg" and store.manifest["jpeg"]["quality"] == 90
+    assert store.frame_format == "jpeg" and store.manifest.jpeg["quality"] == 90
     assert store.index.keys == raw.store.index.keys
     assert store.index.lengths.tolist() == raw.store.index.lengths.tolist()
     assert not (store.path / FRAMES_FILE).exists()
     offsets = np.load(store.path / JPEG_OFFSETS_FILE)
-    assert offsets.dtype == np.int64 and offsets.shape == (store.manifest["total_frames"] + 1,)
+    assert offsets.dtype == np.int64 and offsets.shape == (store.manifest.total_frames + 1,)
     assert offsets[-1] == (store.path / JPEG_FILE).stat().st_size
     for row, key in enumerate(store.index.keys):
         frames = store.video_frames(row)
@@ -444,3 +445,23 @@ def test_pillow_decodes_the_same_pixels_as_torchvision(tiny_jpeg):
     jpegs = [bytearray(reader.blob[int(a):int(b)])
              for a, b in zip(reader.offsets[:-1], reader.offsets[1:])]
     assert torch.equal(decode_frames(jpegs), decode_frames_pillow(jpegs))
+
+
+def test_store_manifest_round_trips_the_written_json(tiny, tiny_jpeg):
+    from vdcbench.data.store import StoreManifest
+    for store in (tiny[1].store, tiny_jpeg.store):
+        text = (store.path / MANIFEST_FILE).read_text()
+        manifest = StoreManifest.from_dict(json.loads(text))
+        assert manifest == store.manifest
+        assert json.dumps(manifest.to_dict(), indent=2, sort_keys=True) + "\n" == text
+
+
+def test_store_manifest_keeps_keys_of_older_or_newer_stores():
+    from vdcbench.data.store import FORMAT, FORMAT_VERSION, StoreManifest
+    old = {"format": FORMAT, "format_version": FORMAT_VERSION, "name": "x", "dataset": "folder",
+           "classes": ["a"], "num_classes": 1, "resize": [4, 4], "videos": {"train": 1, "val": 0},
+           "total_frames": 3, "sha256": "0" * 64, "size_bytes": 9, "versions": {},
+           "note": {"kept": [1]}}
+    manifest = StoreManifest.from_dict(old)
+    assert manifest.frame_format is None and manifest.failed is None
+    assert manifest.to_dict() == old

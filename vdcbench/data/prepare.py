@@ -190,7 +190,7 @@ def existing_store(directory: Path, fingerprint: str, frame_format: str, overwri
     if overwrite or not (Path(directory) / MANIFEST_FILE).is_file():
         return None
     existing = open_store(directory)
-    if existing.manifest.get("listing_sha256") != fingerprint:
+    if existing.manifest.listing_sha256 != fingerprint:
         raise VdcError(f"{directory} holds a store prepared from other videos or settings; "
                        "pass --overwrite to replace it")
     if existing.frame_format != frame_format:
@@ -221,8 +221,8 @@ def prepare_listing(listing: SourceListing, *, directory: Path, name: str, datas
     existing = existing_store(directory, fingerprint, frame_format, overwrite)
     if existing is not None:
         return PrepareReport(store=existing, decoded=0, resumed=0,
-                             failed=tuple(map(tuple, existing.manifest.get("failed", []))),
-                             missing=tuple(map(tuple, existing.manifest.get("missing", []))),
+                             failed=existing.manifest.failed or (),
+                             missing=existing.manifest.missing or (),
                              seconds=time.perf_counter() - started, already_prepared=True)
     parts = _open_parts(directory, resize, frame_format)
 
@@ -276,8 +276,8 @@ def prepare_listing(listing: SourceListing, *, directory: Path, name: str, datas
         "source": {"layout": listing.dataset, "root": str(listing.root),
                    "options": {k: (str(v) if isinstance(v, Path) else v)
                                for k, v in listing.options.items()}},
-        "missing": [list(m) for m in listing.missing],
-        "failed": [list(f) for f in failures],
+        "missing": tuple(tuple(m) for m in listing.missing),
+        "failed": failures,
     }
     store = write_store(directory, name=name, dataset=dataset, classes=listing.classes,
                         resize=resize, videos=videos, read_frames=read_frames,

@@ -25,6 +25,7 @@ and result records carry it as their data-set hash.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import platform
@@ -33,6 +34,8 @@ import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Mapping
 
 import numpy as np
 import torch
@@ -216,6 +219,87 @@ class StoreFrames:
         return frames.reshape(len(videos), -1, h, w, 3).permute(0, 4, 1, 2, 3).contiguous()
 
 
+@dataclass(frozen=True)
+class StoreManifest:
+    """``manifest.json`` of a store. Written once by ``write_store`` and only read after, so a
+    field that is None was absent from the file and stays absent: ``frame_format`` in stores made
+    before formats existed (they are raw), ``jpeg`` in raw stores, and what ``prepare`` records
+    (listing hash, split, source, missing and failed videos) in stores it did not make.
+    ``split``, ``source`` and ``versions`` stay mappings: they are reports, shown, never
+    dispatched on."""
+
+    name: str
+    dataset: str
+    classes: tuple[str, ...]
+    resize: tuple[int, int]
+    videos: Mapping[str, int]           # per split
+    total_frames: int
+    sha256: str
+    size_bytes: int
+    versions: Mapping[str, Any]
+    frame_format: str | None = None
+    jpeg: Mapping[str, Any] | None = None
+    listing_sha256: str | None = None
+    split: Mapping[str, Any] | None = None
+    source: Mapping[str, Any] | None = None
+    missing: tuple[tuple[str, str], ...] | None = None     # (key, reason)
+    failed: tuple[tuple[str, str], ...] | None = None      # (key, reason)
+    # Keys this vdcbench does not know (a store written by another version), kept as they were
+    # so the store stays readable and its manifest would be written back unchanged.
+    other: Mapping[str, Any] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "format": FORMAT, "format_version": FORMAT_VERSION, "name": self.name,
+            "dataset": self.dataset, "classes": list(self.classes),
+            "num_classes": self.num_classes, "resize": list(self.resize),
+            "videos": dict(self.videos), "total_frames": self.total_frames,
+            "sha256": self.sha256, "size_bytes": self.size_bytes, "versions": _plain(self.versions),
+            **_plain(self.other),
+        }
+        for key in _STORE_OPTIONAL:
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = _plain(value)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "StoreManifest":
+        """Raises ValueError, KeyError or TypeError on a manifest this vdcbench cannot read."""
+        if data.get("format") != FORMAT:
+            raise ValueError(f"format is {data.get('format')!r}, not {FORMAT!r}")
+        if data.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"format version {data.get('format_version')} is not "
+                             f"{FORMAT_VERSION}; prepare it again with this vdcbench")
+        known = {"format", "format_version", "num_classes", *cls.__dataclass_fields__} - {"other"}
+        other = MappingProxyType({k: v for k, v in data.items() if k not in known})
+        pairs = {k: tuple(tuple(p) for p in data[k]) for k in ("missing", "failed") if k in data}
+        maps = {k: MappingProxyType(dict(data[k])) for k in ("videos", "versions", "jpeg",
+                                                             "split", "source") if k in data}
+        return cls(name=data["name"], dataset=data["dataset"], classes=tuple(data["classes"]),
+                   resize=tuple(data["resize"]), total_frames=int(data["total_frames"]),
+                   sha256=data["sha256"], size_bytes=data["size_bytes"],
+                   frame_format=data.get("frame_format"),
+                   listing_sha256=data.get("listing_sha256"), other=other, **maps, **pairs)
+
+
+_STORE_OPTIONAL = ("frame_format", "jpeg", "listing_sha256", "split", "source", "missing",
+                   "failed")
+
+
+def _plain(value: Any) -> Any:
+    """Mappings and tuples as the dicts and lists ``json`` writes, recursively."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
 class Store:
     """An opened, complete store: its manifest, its index, and a reader of its frames."""
 
@@ -223,19 +307,14 @@ class Store:
         self.path = Path(path)
         manifest_path = self.path / MANIFEST_FILE
         try:
-            self.manifest = json.loads(manifest_path.read_text())
-            if self.manifest.get("format") != FORMAT:
-                raise ValueError(f"format is {self.manifest.get('format')!r}, not {FORMAT!r}")
-            if self.manifest.get("format_version") != FORMAT_VERSION:
-                raise ValueError(f"format version {self.manifest.get('format_version')} is not "
-                                 f"{FORMAT_VERSION}; prepare it again with this vdcbench")
+            self.manifest = StoreManifest.from_dict(json.loads(manifest_path.read_text()))
             if self.frame_format not in FRAME_FORMATS:
                 raise ValueError(f"frame format {self.frame_format!r} is not one this vdcbench "
                                  f"reads ({', '.join(FRAME_FORMATS)})")
         except FileNotFoundError as exc:
             raise VdcError(f"{self.path} is not a complete frame store (no {Path(exc.filename).name})"
                            ) from None
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise VdcError(f"{self.path} is not a readable frame store: {exc}") from None
 
     @functools.cached_property
@@ -250,34 +329,34 @@ class Store:
 
     @property
     def name(self) -> str:
-        return self.manifest["name"]
+        return self.manifest.name
 
     @property
     def dataset(self) -> str:
-        return self.manifest["dataset"]
+        return self.manifest.dataset
 
     @property
     def classes(self) -> tuple[str, ...]:
-        return tuple(self.manifest["classes"])
+        return self.manifest.classes
 
     @property
     def resize(self) -> tuple[int, int]:
-        return tuple(self.manifest["resize"])
+        return self.manifest.resize
 
     @property
     def sha256(self) -> str:
-        return self.manifest["sha256"]
+        return self.manifest.sha256
 
     @property
     def frame_format(self) -> str:
         """``raw`` or ``jpeg``; stores made before formats existed are raw."""
-        return self.manifest.get("frame_format", RAW)
+        return self.manifest.frame_format or RAW
 
     @functools.cached_property
     def frames(self) -> RawFrames | JpegFrames:
         """The reader of the store's frames (``RawFrames`` or ``JpegFrames``): ``read(index)``
         gives uint8 (n, H, W, 3) of store-wide frame numbers."""
-        return open_frames(self.frame_format, self.path, int(self.manifest["total_frames"]),
+        return open_frames(self.frame_format, self.path, self.manifest.total_frames,
                            self.resize)
 
     def video_frames(self, row: int) -> np.ndarray:
@@ -343,7 +422,7 @@ class StoredVideo:
 
 def write_store(directory: Path, *, name: str, dataset: str, classes: Sequence[str],
                 resize: tuple[int, int], videos: Sequence[StoredVideo],
-                read_frames: Callable[[int], object], manifest_extra: dict,
+                read_frames: Callable[[int], object], manifest_extra: Mapping[str, Any],
                 frame_format: str = RAW,
                 progress: Callable[[int, int], None] | None = None) -> Store:
     """Write frames, index and manifest of ``videos`` (sorted by key here) into ``directory``.
@@ -381,16 +460,13 @@ def write_store(directory: Path, *, name: str, dataset: str, classes: Sequence[s
     write_text_atomic(directory / INDEX_FILE, json.dumps(index.to_json(), separators=(",", ":")))
     counts = {s: int(sum(1 for x in index.splits if x == s)) for s in ("train", "val")}
     size = sum((directory / f).stat().st_size for f in (*FILES[frame_format], INDEX_FILE))
-    manifest = {
-        "format": FORMAT, "format_version": FORMAT_VERSION, "name": name, "dataset": dataset,
-        "classes": list(classes), "num_classes": len(classes), "resize": [h, w],
-        "frame_format": frame_format, "videos": counts, "total_frames": total,
-        "sha256": store_sha256(dataset, classes, resize, index, frame_format),
-        "size_bytes": size, "versions": tool_versions(), **manifest_extra,
-    }
-    if frame_format == JPEG:
-        manifest["jpeg"] = dict(JPEG_SETTINGS)
-    write_json_atomic(directory / MANIFEST_FILE, manifest)
+    manifest = StoreManifest(
+        name=name, dataset=dataset, classes=tuple(classes), resize=(h, w),
+        frame_format=frame_format, videos=counts, total_frames=total,
+        sha256=store_sha256(dataset, classes, resize, index, frame_format),
+        size_bytes=size, versions=tool_versions(),
+        jpeg=dict(JPEG_SETTINGS) if frame_format == JPEG else None, **manifest_extra)
+    write_json_atomic(directory / MANIFEST_FILE, manifest.to_dict())
     return open_store(directory)
 
 
@@ -412,13 +488,13 @@ def verify_store(store: Store, progress: Callable[[int, int], None] | None = Non
     """Recount the store and rehash every video's stored bytes against its index and manifest."""
     problems = []
     index, manifest = store.index, store.manifest
-    for split, count in manifest.get("videos", {}).items():
+    for split, count in manifest.videos.items():
         actual = int(sum(1 for s in index.splits if s == split))
         if actual != count:
             problems.append(f"{split}: the index lists {actual} videos, the manifest {count}")
     total = int(index.lengths.sum())
-    if total != int(manifest["total_frames"]):
-        problems.append(f"the index counts {total} frames, the manifest {manifest['total_frames']}")
+    if total != manifest.total_frames:
+        problems.append(f"the index counts {total} frames, the manifest {manifest.total_frames}")
     expected_offsets = np.concatenate([[0], np.cumsum(index.lengths)[:-1]]) if len(index) else []
     if not np.array_equal(index.offsets, expected_offsets):
         problems.append("the index offsets do not follow its lengths")
