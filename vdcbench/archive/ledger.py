@@ -17,13 +17,13 @@ from vdcbench.archive.errors import ArchiveError, ArchiveErrorCode
 from vdcbench.archive.condensed import CondensedSet
 from vdcbench.data.datasets import resolve_dataset
 from vdcbench.core.errors import UnknownNameError, VdcError
-from vdcbench.protocol import Protocol, Track
+from vdcbench.protocol import LabelSource, Protocol, Track
 
 VIDEO_DTYPES = (torch.uint8, torch.float16, torch.float32)
 LABEL_DTYPE = torch.int64
 SOFT_LABEL_DTYPE = torch.float32
 # The protocol's label source whose labels are stored in the archive as (N, K) soft labels.
-SOFT_LABEL_SOURCE = "archive-logits"
+SOFT_LABEL_SOURCE = LabelSource.ARCHIVE_LOGITS
 CHANNELS = 3
 
 
@@ -64,37 +64,53 @@ def check_budget(cs: CondensedSet, track: Track, protocol: Protocol, *, subject:
     Ordered from cheap metadata to full tensor scans, so the common mistakes are reported before
     any pass over the frames.
     """
-    videos, labels, soft = cs.videos, cs.labels, cs.soft_labels
     if cs.dataset != track.dataset.name or cs.track != track.id:
         raise _refuse(ArchiveErrorCode.UNKNOWN_TRACK, subject,
                       f"set is for {cs.dataset}/{cs.track}, checked against "
                       f"{track.dataset.name}/{track.id}")
+    _check_label_strategy(cs, protocol, subject)
+    _check_dtypes(cs, subject)
+    _check_shapes(cs, track, subject)
+    _check_labels(cs, track, subject)
+    if cs.videos.is_floating_point() and not _all_finite(cs.videos):
+        raise _refuse(ArchiveErrorCode.NON_FINITE, subject, "videos contain NaN or Inf values")
+    if cs.soft_labels is not None and not _all_finite(cs.soft_labels):
+        raise _refuse(ArchiveErrorCode.NON_FINITE, subject, "soft labels contain NaN or Inf values")
 
+
+def _check_label_strategy(cs: CondensedSet, protocol: Protocol, subject: str) -> None:
+    """The strategy exists, and soft labels are present exactly when it stores them."""
     strategy = protocol.label_strategies.get(cs.label_strategy)
     if strategy is None:
         raise _refuse(ArchiveErrorCode.LABEL_STRATEGY, subject,
                       f"unknown label strategy {cs.label_strategy!r} (known: "
                       f"{', '.join(sorted(protocol.label_strategies))})")
-    wants_soft = strategy.labels == SOFT_LABEL_SOURCE
-    if wants_soft and soft is None:
+    wants_soft = strategy.labels is SOFT_LABEL_SOURCE
+    if wants_soft and cs.soft_labels is None:
         raise _refuse(ArchiveErrorCode.LABEL_STRATEGY, subject,
                       f"label strategy {cs.label_strategy!r} requires soft labels and there "
                       "are none")
-    if not wants_soft and soft is not None:
+    if not wants_soft and cs.soft_labels is not None:
         raise _refuse(ArchiveErrorCode.LABEL_STRATEGY, subject,
                       f"label strategy {cs.label_strategy!r} takes no soft labels, but soft labels "
                       "are present")
 
-    if videos.dtype not in VIDEO_DTYPES:
-        raise _refuse(ArchiveErrorCode.BAD_DTYPE, subject,
-                      f"videos have dtype {videos.dtype}; expected uint8, float16 or float32")
-    if labels.dtype != LABEL_DTYPE:
-        raise _refuse(ArchiveErrorCode.BAD_DTYPE, subject,
-                      f"labels have dtype {labels.dtype}; expected int64")
-    if soft is not None and soft.dtype != SOFT_LABEL_DTYPE:
-        raise _refuse(ArchiveErrorCode.BAD_DTYPE, subject,
-                      f"soft labels have dtype {soft.dtype}; expected float32")
 
+def _check_dtypes(cs: CondensedSet, subject: str) -> None:
+    if cs.videos.dtype not in VIDEO_DTYPES:
+        raise _refuse(ArchiveErrorCode.BAD_DTYPE, subject,
+                      f"videos have dtype {cs.videos.dtype}; expected uint8, float16 or float32")
+    if cs.labels.dtype != LABEL_DTYPE:
+        raise _refuse(ArchiveErrorCode.BAD_DTYPE, subject,
+                      f"labels have dtype {cs.labels.dtype}; expected int64")
+    if cs.soft_labels is not None and cs.soft_labels.dtype != SOFT_LABEL_DTYPE:
+        raise _refuse(ArchiveErrorCode.BAD_DTYPE, subject,
+                      f"soft labels have dtype {cs.soft_labels.dtype}; expected float32")
+
+
+def _check_shapes(cs: CondensedSet, track: Track, subject: str) -> None:
+    """(N, 3, T, H, W) videos with T, H and W of the track; labels and soft labels to match."""
+    videos, labels, soft = cs.videos, cs.labels, cs.soft_labels
     if videos.ndim != 5:
         raise _refuse(ArchiveErrorCode.BAD_SHAPE, subject,
                       f"videos have shape {tuple(videos.shape)}; expected (N, 3, T, H, W)")
@@ -116,7 +132,6 @@ def check_budget(cs: CondensedSet, track: Track, protocol: Protocol, *, subject:
             raise _refuse(ArchiveErrorCode.SOFT_LABEL_CLASSES, subject,
                           f"soft labels have {int(soft.shape[1])} classes; data set "
                           f"{track.dataset.name!r} has {track.num_classes}")
-
     if frames != track.frames:
         raise _refuse(ArchiveErrorCode.BUDGET_FRAMES, subject,
                       f"videos have {frames} frames; track {track.id} requires exactly "
@@ -126,7 +141,10 @@ def check_budget(cs: CondensedSet, track: Track, protocol: Protocol, *, subject:
                       f"videos are {height}x{width}; track {track.id} of {track.dataset.name!r} "
                       f"requires {track.height}x{track.width}")
 
-    flat_labels = labels.detach().reshape(-1)
+
+def _check_labels(cs: CondensedSet, track: Track, subject: str) -> None:
+    """Every label a class of the data set, and no class over the track's IPC."""
+    flat_labels = cs.labels.detach().reshape(-1)
     low, high = int(flat_labels.min()), int(flat_labels.max())
     if low < 0 or high >= track.num_classes:
         bad = low if low < 0 else high
@@ -138,11 +156,6 @@ def check_budget(cs: CondensedSet, track: Track, protocol: Protocol, *, subject:
         raise _refuse(ArchiveErrorCode.BUDGET_IPC, subject,
                       f"class {worst} has {int(counts[worst])} instances; track {track.id} allows "
                       f"at most {track.ipc} per class")
-
-    if videos.is_floating_point() and not _all_finite(videos):
-        raise _refuse(ArchiveErrorCode.NON_FINITE, subject, "videos contain NaN or Inf values")
-    if soft is not None and not _all_finite(soft):
-        raise _refuse(ArchiveErrorCode.NON_FINITE, subject, "soft labels contain NaN or Inf values")
 
 
 def _all_finite(tensor: torch.Tensor) -> bool:

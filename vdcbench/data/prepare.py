@@ -229,6 +229,35 @@ def prepare_listing(listing: SourceListing, *, directory: Path, name: str, datas
     entries = sorted(listing.entries, key=lambda e: e.key)
     if len({e.key for e in entries}) != len(entries):
         raise VdcError(f"the {dataset} listing of {listing.root} names a video key twice")
+    done, failed, resumed = _decode_all(entries, parts, resize, frame_format, workers, progress)
+    decoded = len(done) - resumed
+    ok = [e for e in entries if e.key in done]
+    if not ok:
+        raise VdcError(f"none of the {len(entries)} videos under {listing.root} could be decoded "
+                       f"(first failure: {next(iter(failed.items()))[0]}: "
+                       f"{next(iter(failed.values()))})")
+    videos = [StoredVideo(key=e.key, label=e.label, split=e.split, length=int(done[e.key]["length"]),
+                          fps=done[e.key]["fps"]) for e in ok]
+
+    def read_frames(i: int) -> np.ndarray | EncodedFrames:
+        return _read_part(parts, done[videos[i].key], frame_format)
+
+    failures = tuple(sorted(failed.items()))
+    store = write_store(directory, name=name, dataset=dataset, classes=listing.classes,
+                        resize=resize, videos=videos, read_frames=read_frames,
+                        frame_format=frame_format,
+                        manifest_extra=_prepare_records(listing, fingerprint, failures))
+    shutil.rmtree(parts, ignore_errors=True)
+    return PrepareReport(store=store, decoded=decoded, resumed=resumed, failed=failures,
+                         missing=tuple(tuple(m) for m in listing.missing),
+                         seconds=time.perf_counter() - started)
+
+
+def _decode_all(entries: list[VideoEntry], parts: Path, resize: tuple[int, int],
+                frame_format: str, workers: int, progress: Progress | None
+                ) -> tuple[dict[str, dict], dict[str, str], int]:
+    """Decode every entry not already in ``parts``: (part metadata by key, failure reason by key,
+    how many were resumed from earlier parts)."""
     done: dict[str, dict] = {}
     for entry in entries:
         meta = _read_part_meta(parts, entry.key, frame_format)
@@ -255,21 +284,13 @@ def prepare_listing(listing: SourceListing, *, directory: Path, name: str, datas
             collect(decode_group(group, resize, parts, frame_format))
     else:
         _run_pool(pending, resize, parts, frame_format, workers, collect)
+    return done, failed, resumed
 
-    decoded = len(done) - resumed
-    ok = [e for e in entries if e.key in done]
-    if not ok:
-        raise VdcError(f"none of the {total} videos under {listing.root} could be decoded "
-                       f"(first failure: {next(iter(failed.items()))[0]}: "
-                       f"{next(iter(failed.values()))})")
-    videos = [StoredVideo(key=e.key, label=e.label, split=e.split, length=int(done[e.key]["length"]),
-                          fps=done[e.key]["fps"]) for e in ok]
 
-    def read_frames(i: int) -> np.ndarray | EncodedFrames:
-        return _read_part(parts, done[videos[i].key], frame_format)
-
-    failures = tuple(sorted(failed.items()))
-    extra = {
+def _prepare_records(listing: SourceListing, fingerprint: str,
+                     failures: tuple[tuple[str, str], ...]) -> dict:
+    """What the store manifest records of the prepare: listing hash, split, source, skips."""
+    return {
         "listing_sha256": fingerprint,
         "split": {"description": listing.split_description,
                   "listed": {s: len(listing.split(s)) for s in ("train", "val")}},
@@ -279,14 +300,6 @@ def prepare_listing(listing: SourceListing, *, directory: Path, name: str, datas
         "missing": tuple(tuple(m) for m in listing.missing),
         "failed": failures,
     }
-    store = write_store(directory, name=name, dataset=dataset, classes=listing.classes,
-                        resize=resize, videos=videos, read_frames=read_frames,
-                        frame_format=frame_format,
-                        manifest_extra=extra)
-    shutil.rmtree(parts, ignore_errors=True)
-    return PrepareReport(store=store, decoded=decoded, resumed=resumed, failed=failures,
-                         missing=tuple(tuple(m) for m in listing.missing),
-                         seconds=time.perf_counter() - started)
 
 
 def _run_pool(groups: list[list[VideoEntry]], resize: tuple[int, int], parts: Path,

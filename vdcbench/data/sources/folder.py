@@ -117,12 +117,13 @@ def _cuts(path: Path, clip_seconds: float) -> list[tuple[float, float]] | None:
     return [(k * clip_seconds, (k + 1) * clip_seconds) for k in range(count)]
 
 
-def list_folder(root: Path, *, protocol: Protocol, split_file: str | Path | None = None,
-                seed: int | None = None, val_fraction: float | None = None,
-                group: str | None = None, clip_seconds: float | None = None) -> SourceListing:
-    ds = protocol.dataset("folder")
-    expect_protocol(ds, class_order="sorted class directory names")
-    root = require_root(root, "folder")
+Unit = tuple[str, str, str, "float | None", "float | None"]   # key, class, file name, cut
+
+
+def _checked_options(split_file: str | Path | None, seed: int | None,
+                     val_fraction: float | None, group: str | None,
+                     clip_seconds: float | None) -> tuple[re.Pattern | None, float | None]:
+    """The compiled group pattern and the checked clip length; refuses a contradictory split."""
     if split_file is not None and (seed is not None or val_fraction is not None
                                    or group is not None):
         raise VdcError("a split file and a seeded split (seed, val_fraction, group) exclude "
@@ -137,6 +138,53 @@ def list_folder(root: Path, *, protocol: Protocol, split_file: str | Path | None
         clip_seconds = _number(clip_seconds, "clip_seconds", float)
         if not clip_seconds > 0 or math.isinf(clip_seconds):
             raise VdcError(f"clip_seconds must be a positive number of seconds, not {clip_seconds}")
+    return pattern, clip_seconds
+
+
+def _units(root: Path, recordings: list[tuple[str, str]],
+           clip_seconds: float | None) -> tuple[list[Unit], int]:
+    """Every recording whole, or cut into clips; and how many could not be probed for cutting."""
+    units: list[Unit] = []
+    unprobed = 0
+    for cls, name in recordings:
+        cuts = None if clip_seconds is None else _cuts(root / cls / name, clip_seconds)
+        if cuts is None:
+            if clip_seconds is not None:
+                unprobed += 1
+            units.append((f"{cls}/{name}", cls, name, None, None))
+        else:
+            units += [(f"{cls}/{name}#{k}", cls, name, start, end)
+                      for k, (start, end) in enumerate(cuts)]
+    return units, unprobed
+
+
+def _seeded_sides(labels: list[int], unit_groups: list[str], classes: list[str],
+                  seed: int | None, val_fraction: float | None, group: str | None,
+                  options: dict) -> tuple[list[str], str]:
+    """The seeded group split's side of every unit and its description; records its options."""
+    seed = DEFAULT_SEED if seed is None else _number(seed, "seed", int)
+    val_fraction = (DEFAULT_VAL_FRACTION if val_fraction is None
+                    else _number(val_fraction, "val_fraction", float))
+    split = seeded_group_split(labels, unit_groups, seed=seed, val_fraction=val_fraction,
+                               class_names=classes)
+    options.update(seed=seed, val_fraction=val_fraction)
+    grouping = (f"groups are the match of regex {group!r} in file names" if group is not None
+                else "each recording is its own group")
+    how = (f"seeded group split: seed {seed}, val_fraction {val_fraction} per class "
+           f"(target max(1, round({val_fraction} x units))); {grouping}; numpy "
+           f"default_rng({seed}).permutation over the {split.num_groups} sorted groups, a "
+           "group taken into validation while a class it holds is under target and each "
+           f"class keeps a training unit; {len(split.val_groups)} groups in validation")
+    return list(split.sides), how
+
+
+def list_folder(root: Path, *, protocol: Protocol, split_file: str | Path | None = None,
+                seed: int | None = None, val_fraction: float | None = None,
+                group: str | None = None, clip_seconds: float | None = None) -> SourceListing:
+    ds = protocol.dataset("folder")
+    expect_protocol(ds, class_order="sorted class directory names")
+    root = require_root(root, "folder")
+    pattern, clip_seconds = _checked_options(split_file, seed, val_fraction, group, clip_seconds)
     classes, recordings = _recordings(root)
     label_of = {c: i for i, c in enumerate(classes)}
 
@@ -151,17 +199,7 @@ def list_folder(root: Path, *, protocol: Protocol, split_file: str | Path | None
         options["split_file"] = str(split_file)
     groups = {r: _group_of(pattern, *r) for r in recordings}
 
-    units: list[tuple[str, str, str, float | None, float | None]] = []  # key, cls, name, cut
-    unprobed = 0
-    for cls, name in recordings:
-        cuts = None if clip_seconds is None else _cuts(root / cls / name, clip_seconds)
-        if cuts is None:
-            if clip_seconds is not None:
-                unprobed += 1
-            units.append((f"{cls}/{name}", cls, name, None, None))
-        else:
-            units += [(f"{cls}/{name}#{k}", cls, name, start, end)
-                      for k, (start, end) in enumerate(cuts)]
+    units, unprobed = _units(root, recordings, clip_seconds)
     labels = [label_of[u[1]] for u in units]
     unit_groups = [groups[(u[1], u[2])] for u in units]
 
@@ -176,20 +214,8 @@ def list_folder(root: Path, *, protocol: Protocol, split_file: str | Path | None
         how = (f"split file {Path(split_file).name} ({len(recordings)} recordings named, "
                f"{len(missing)} named but absent)")
     else:
-        seed = DEFAULT_SEED if seed is None else _number(seed, "seed", int)
-        val_fraction = (DEFAULT_VAL_FRACTION if val_fraction is None
-                        else _number(val_fraction, "val_fraction", float))
-        split = seeded_group_split(labels, unit_groups, seed=seed, val_fraction=val_fraction,
-                                   class_names=classes)
-        sides = list(split.sides)
-        options.update(seed=seed, val_fraction=val_fraction)
-        grouping = (f"groups are the match of regex {group!r} in file names" if group is not None
-                    else "each recording is its own group")
-        how = (f"seeded group split: seed {seed}, val_fraction {val_fraction} per class "
-               f"(target max(1, round({val_fraction} x units))); {grouping}; numpy "
-               f"default_rng({seed}).permutation over the {split.num_groups} sorted groups, a "
-               "group taken into validation while a class it holds is under target and each "
-               f"class keeps a training unit; {len(split.val_groups)} groups in validation")
+        sides, how = _seeded_sides(labels, unit_groups, classes, seed, val_fraction, group,
+                                   options)
     if group is not None:
         options["group"] = group
     if clip_seconds is not None:
