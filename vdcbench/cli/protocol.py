@@ -33,11 +33,12 @@ def protocol_cmd(version: int | None) -> None:
 @user_errors
 def schema_docs_cmd(check: bool) -> None:
     """Render protocol/schemas/README.md from the JSON schemas beside it."""
-    from vdcbench.protocol.schema_docs import README_NAME, SCHEMA_DIR, readme_is_current, write_readme
+    from vdcbench.protocol import schema_docs
     if not check:
-        out.print(f"wrote {write_readme()}", markup=False, highlight=False, soft_wrap=True)
+        out.print(f"wrote {schema_docs.write_readme()}", markup=False, highlight=False,
+                  soft_wrap=True)
         return
-    if not readme_is_current():
-        click.echo(f"{SCHEMA_DIR / README_NAME} is out of date with the schemas; run "
-                   "vdcbench schema-docs", err=True)
+    if not schema_docs.readme_is_current():
+        page = schema_docs.SCHEMA_DIR / schema_docs.README_NAME
+        click.echo(f"{page} is out of date with the schemas; run vdcbench schema-docs", err=True)
         click.get_current_context().exit(1)

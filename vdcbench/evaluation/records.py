@@ -108,8 +108,8 @@ class RuntimeVersions(_ReadsAsMapping):
     _KNOWN = ("vdcbench", "torch", "python", "pytorchvideo")
 
     def to_dict(self) -> dict[str, str]:
-        body = {name: getattr(self, name) for name in self._KNOWN if getattr(self, name) is not None}
-        return {**body, **self.others}
+        known = {name: getattr(self, name) for name in self._KNOWN}
+        return {**{k: v for k, v in known.items() if v is not None}, **self.others}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, str]) -> "RuntimeVersions":
