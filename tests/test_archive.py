@@ -15,7 +15,7 @@ import torch
 
 from vdcbench.archive import (ArchiveError, ArchiveErrorCode, StorageLedger, read_archive,
                               write_archive)
-from vdcbench.archive.manifest import SCHEMA_PATH
+from vdcbench.archive.manifest import SCHEMA_PATH, TensorSpec
 from vdcbench.archive.condensed import CondensedSet, MethodInfo
 from vdcbench.core.errors import VdcError
 from vdcbench.protocol import load_protocol
@@ -75,9 +75,10 @@ def test_round_trip_preserves_tensors_and_metadata(tmp_path, dtype):
     assert out.external_data == ("ImageNet-1k, teacher pretraining",) and out.external_weights == ()
     assert loaded.sha256 == digest == hashlib.sha256(path.read_bytes()).hexdigest()
     assert loaded.track.id == "ipc1-t8" and loaded.track.dataset.name == "synthetic"
-    assert loaded.manifest["protocol"] == {"version": 1, "sha256": PROTOCOL.sha256}
-    assert loaded.manifest["tensors"]["videos"] == {
-        "dtype": str(dtype).removeprefix("torch."), "shape": [K, 3, T, S, S]}
+    assert (loaded.manifest.protocol_version, loaded.manifest.protocol_sha256) == (
+        1, PROTOCOL.sha256)
+    assert loaded.manifest.tensors["videos"] == TensorSpec(
+        dtype=str(dtype).removeprefix("torch."), shape=(K, 3, T, S, S))
 
 
 def test_soft_labels_round_trip(tmp_path):
@@ -93,7 +94,7 @@ def test_multi_soft_label_strategy_stores_hard_labels_only(tmp_path):
     write(make_set(label_strategy="multi-sl"), tmp_path / "m.tar")
     loaded = read_archive(tmp_path / "m.tar")
     assert loaded.condensed.label_strategy == "multi-sl"
-    assert "soft_labels" not in loaded.manifest["tensors"]
+    assert "soft_labels" not in loaded.manifest.tensors
 
 
 def test_fewer_instances_than_the_budget_are_fine(tmp_path):
@@ -154,7 +155,7 @@ def test_manifest_matches_the_published_schema(tmp_path):
     schema = json.loads(SCHEMA_PATH.read_text())
     jsonschema.Draft202012Validator.check_schema(schema)
     write(soft_set(), tmp_path / "a.tar")
-    manifest = read_archive(tmp_path / "a.tar").manifest
+    manifest = read_archive(tmp_path / "a.tar").manifest.to_dict()
     jsonschema.validate(manifest, schema)
     assert manifest["format"] == "vdcbench-submission" and manifest["format_version"] == 1
     assert manifest["num_classes"] == K

@@ -69,10 +69,10 @@ def test_jpeg_folders_round_trip_through_an_archive(tmp_path, protocol):
     c, i = keys[5]
     first = Image.open(tmp_path / "syn_data" / f"{c:05d}" / f"class{c:05d}_id{i:05d}_t003.jpg")
     assert torch.equal(back.videos[5, :, 3], torch.from_numpy(np.array(first)).permute(2, 0, 1))
-    method = loaded.manifest["method"]
-    assert method["name"] == METHOD_NAME and method["kind"] == "selection"
-    assert method["config"]["format"] == "jpeg" and method["config"]["source_method"] == "rded"
-    assert len(method["config"]["source_sha256"]) == 64
+    method = loaded.manifest.method
+    assert method.name == METHOD_NAME and method.kind == "selection"
+    assert method.config["format"] == "jpeg" and method.config["source_method"] == "rded"
+    assert len(method.config["source_sha256"]) == 64
 
 
 def test_datm_tensors_are_denormalised_and_take_soft_labels(tmp_path, protocol):

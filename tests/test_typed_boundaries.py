@@ -56,3 +56,25 @@ def test_built_in_methods_have_enum_kinds():
     from vdcbench.methods.registry import available_methods
     for cls in available_methods().values():
         assert isinstance(cls.kind, MethodKind)
+
+
+# --- archive manifest ----------------------------------------------------------------------------
+
+def test_committed_archive_manifests_round_trip_byte_identically():
+    import tarfile
+    from pathlib import Path
+
+    from vdcbench.archive import Manifest, read_archive
+    from vdcbench.archive.manifest import MANIFEST_MEMBER, encode_manifest
+
+    archives = sorted((Path(__file__).resolve().parents[1] / "submissions" / "archives")
+                      .glob("*.tar"))
+    assert archives
+    for path in archives:
+        with tarfile.open(path) as tar:
+            stored = tar.extractfile(MANIFEST_MEMBER).read()
+        loaded = read_archive(path)
+        assert isinstance(loaded.manifest, Manifest)
+        assert loaded.manifest.method is loaded.condensed.method
+        assert encode_manifest(loaded.manifest.to_dict(), subject=str(path)) == stored
+        assert Manifest.from_dict(json.loads(stored)) == loaded.manifest

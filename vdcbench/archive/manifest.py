@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import functools
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Mapping
 
 import jsonschema
 import torch
 
 from vdcbench.core.version import __version__
 from vdcbench.archive.errors import ArchiveError, ArchiveErrorCode
-from vdcbench.archive.condensed import CondensedSet
+from vdcbench.archive.condensed import CondensedSet, MethodInfo
 from vdcbench.protocol import PROTOCOL_DIR, Protocol
 
 FORMAT = "vdcbench-submission"
@@ -45,40 +47,129 @@ def _validator(path: Path = SCHEMA_PATH) -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(schema)
 
 
+@dataclass(frozen=True)
+class TensorSpec:
+    """A stored tensor as the manifest declares it (checked against its safetensors header)."""
+
+    dtype: str          # a manifest dtype name: uint8, float16, float32, int64
+    shape: tuple[int, ...]
+
+    @classmethod
+    def of(cls, tensor: torch.Tensor) -> "TensorSpec":
+        return cls(dtype=DTYPE_NAMES.get(tensor.dtype, str(tensor.dtype)),
+                   shape=tuple(int(d) for d in tensor.shape))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"dtype": self.dtype, "shape": list(self.shape)}
+
+
+@dataclass(frozen=True)
+class MemberSpec:
+    """A tensor file of the tar: the sha256 and size of its bytes."""
+
+    sha256: str
+    bytes: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"sha256": self.sha256, "bytes": self.bytes}
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """``manifest.json`` of a submission: what the archive claims, typed.
+
+    Built by the writer from a condensed set, and by the reader from JSON that has already passed
+    the schema (``protocol/schemas/manifest.schema.json``), which stays the authority on shape;
+    ``to_dict`` gives the JSON back exactly (the committed archives' manifests re-encode to their
+    own bytes). ``format`` and ``format_version`` are constants, so they are not fields.
+    ``created_with`` stays a mapping: it is provenance, shown, never dispatched on.
+    """
+
+    protocol_version: int
+    protocol_sha256: str
+    dataset: str
+    track: str
+    label_strategy: str
+    num_classes: int
+    method: MethodInfo
+    external_data: tuple[str, ...]
+    external_weights: tuple[str, ...]
+    tensors: Mapping[str, TensorSpec]       # videos, labels and (soft strategy) soft_labels
+    members: Mapping[str, MemberSpec]       # by tar member name; manifest.json not listed
+    created_with: Mapping[str, str]
+
+    def to_dict(self) -> dict[str, Any]:
+        m = self.method
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "protocol": {"version": self.protocol_version, "sha256": self.protocol_sha256},
+            "dataset": self.dataset,
+            "track": self.track,
+            "label_strategy": self.label_strategy,
+            "num_classes": self.num_classes,
+            "method": {
+                "name": m.name,
+                "kind": m.kind.value,
+                "config": dict(m.config),
+                "seed": m.seed,
+                "wall_seconds": m.wall_seconds,
+                "device": m.device,
+            },
+            "external_data": list(self.external_data),
+            "external_weights": list(self.external_weights),
+            "tensors": {name: spec.to_dict() for name, spec in self.tensors.items()},
+            "members": {name: spec.to_dict() for name, spec in self.members.items()},
+            "created_with": dict(self.created_with),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Manifest":
+        """The manifest of schema-valid JSON (``parse_manifest``'s output)."""
+        m = data["method"]
+        return cls(
+            protocol_version=data["protocol"]["version"],
+            protocol_sha256=data["protocol"]["sha256"],
+            dataset=data["dataset"], track=data["track"], label_strategy=data["label_strategy"],
+            num_classes=data["num_classes"],
+            method=MethodInfo(name=m["name"], kind=m["kind"], config=m["config"], seed=m["seed"],
+                              wall_seconds=m["wall_seconds"], device=m["device"]),
+            external_data=tuple(data["external_data"]),
+            external_weights=tuple(data["external_weights"]),
+            tensors=MappingProxyType({n: TensorSpec(dtype=t["dtype"], shape=tuple(t["shape"]))
+                                      for n, t in data["tensors"].items()}),
+            members=MappingProxyType({n: MemberSpec(sha256=e["sha256"], bytes=e["bytes"])
+                                      for n, e in data["members"].items()}),
+            created_with=MappingProxyType(dict(data["created_with"])),
+        )
+
+
 def tensor_entry(tensor: torch.Tensor) -> dict[str, Any]:
-    return {"dtype": DTYPE_NAMES.get(tensor.dtype, str(tensor.dtype)),
-            "shape": [int(d) for d in tensor.shape]}
+    return TensorSpec.of(tensor).to_dict()
+
+
+def manifest_of(cs: CondensedSet, *, protocol: Protocol, num_classes: int,
+                members: dict[str, tuple[str, int]]) -> Manifest:
+    """``members``: tensor member name -> (sha256, bytes)."""
+    tensors = {"videos": TensorSpec.of(cs.videos), "labels": TensorSpec.of(cs.labels)}
+    if cs.soft_labels is not None:
+        tensors["soft_labels"] = TensorSpec.of(cs.soft_labels)
+    return Manifest(
+        protocol_version=protocol.version, protocol_sha256=protocol.sha256,
+        dataset=cs.dataset, track=cs.track, label_strategy=cs.label_strategy,
+        num_classes=num_classes, method=cs.method, external_data=tuple(cs.external_data),
+        external_weights=tuple(cs.external_weights), tensors=MappingProxyType(tensors),
+        members=MappingProxyType({name: MemberSpec(sha256=sha, bytes=size)
+                                  for name, (sha, size) in members.items()}),
+        created_with=MappingProxyType({"vdcbench": __version__, "torch": torch.__version__}),
+    )
 
 
 def build_manifest(cs: CondensedSet, *, protocol: Protocol, num_classes: int,
                    members: dict[str, tuple[str, int]]) -> dict[str, Any]:
-    """``members``: tensor member name -> (sha256, bytes)."""
-    tensors = {"videos": tensor_entry(cs.videos), "labels": tensor_entry(cs.labels)}
-    if cs.soft_labels is not None:
-        tensors["soft_labels"] = tensor_entry(cs.soft_labels)
-    m = cs.method
-    return {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "protocol": {"version": protocol.version, "sha256": protocol.sha256},
-        "dataset": cs.dataset,
-        "track": cs.track,
-        "label_strategy": cs.label_strategy,
-        "num_classes": num_classes,
-        "method": {
-            "name": m.name,
-            "kind": m.kind.value,
-            "config": dict(m.config),
-            "seed": m.seed,
-            "wall_seconds": m.wall_seconds,
-            "device": m.device,
-        },
-        "external_data": list(cs.external_data),
-        "external_weights": list(cs.external_weights),
-        "tensors": tensors,
-        "members": {name: {"sha256": sha, "bytes": size} for name, (sha, size) in members.items()},
-        "created_with": {"vdcbench": __version__, "torch": torch.__version__},
-    }
+    """The manifest JSON of ``cs`` as a dict (``manifest_of(...).to_dict()``)."""
+    return manifest_of(cs, protocol=protocol, num_classes=num_classes,
+                       members=members).to_dict()
 
 
 def encode_manifest(manifest: dict[str, Any], *, subject: str) -> bytes:

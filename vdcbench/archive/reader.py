@@ -32,8 +32,9 @@ import torch
 from vdcbench.archive.errors import ArchiveError, ArchiveErrorCode
 from vdcbench.archive.ledger import StorageLedger, budget_track, check_budget
 from vdcbench.archive.manifest import (LABELS_MEMBER, MANIFEST_MEMBER, MEMBERS, SAFETENSORS_DTYPES,
-                                       VIDEOS_MEMBER, parse_manifest, reject_duplicate_keys)
-from vdcbench.archive.condensed import CondensedSet, MethodInfo
+                                       VIDEOS_MEMBER, Manifest, parse_manifest,
+                                       reject_duplicate_keys)
+from vdcbench.archive.condensed import CondensedSet
 from vdcbench.core.errors import VdcError
 from vdcbench.protocol import ArchiveLimits, Protocol, Track, load_protocol
 
@@ -58,7 +59,7 @@ _DRIVE = re.compile(r"^[A-Za-z]:")
 @dataclass(frozen=True)
 class LoadedArchive:
     condensed: CondensedSet
-    manifest: dict[str, Any]
+    manifest: Manifest
     sha256: str               # of the archive file's bytes
     ledger: StorageLedger
     track: Track
@@ -419,24 +420,23 @@ class _Reading:
         tensors: dict[str, torch.Tensor] = {}
         for name in (VIDEOS_MEMBER, LABELS_MEMBER):
             tensors.update(self._load_tensors(name, self.data[name]))
-        m = manifest["method"]
+        typed = Manifest.from_dict(manifest)
         cs = CondensedSet(
             videos=tensors["videos"],
             labels=tensors["labels"],
             soft_labels=tensors.get("soft_labels"),
-            label_strategy=manifest["label_strategy"],
-            dataset=manifest["dataset"],
-            track=manifest["track"],
-            method=MethodInfo(name=m["name"], kind=m["kind"], config=m["config"], seed=m["seed"],
-                              wall_seconds=m["wall_seconds"], device=m["device"]),
-            external_data=tuple(manifest["external_data"]),
-            external_weights=tuple(manifest["external_weights"]),
+            label_strategy=typed.label_strategy,
+            dataset=typed.dataset,
+            track=typed.track,
+            method=typed.method,
+            external_data=typed.external_data,
+            external_weights=typed.external_weights,
         )
         check_budget(cs, track, protocol, subject=self.label)
         ledger = StorageLedger.measure(cs, num_classes=track.num_classes,
                                        stored_bytes=sum(len(d) for d in self.data.values()),
                                        archive_bytes=self.file_bytes)
-        return LoadedArchive(condensed=cs, manifest=manifest, sha256=self.sha256, ledger=ledger,
+        return LoadedArchive(condensed=cs, manifest=typed, sha256=self.sha256, ledger=ledger,
                              track=track, protocol=protocol)
 
     def _load_tensors(self, member: str, data: bytes) -> dict[str, torch.Tensor]:

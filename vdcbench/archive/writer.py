@@ -21,7 +21,7 @@ import torch
 from vdcbench.archive.errors import ArchiveError, ArchiveErrorCode
 from vdcbench.archive.ledger import budget_track, check_budget
 from vdcbench.archive.manifest import (LABELS_MEMBER, MANIFEST_MEMBER, VIDEOS_MEMBER,
-                                       build_manifest, encode_manifest)
+                                       encode_manifest, manifest_of)
 from vdcbench.archive.condensed import CondensedSet
 from vdcbench.protocol import Protocol
 
@@ -52,11 +52,11 @@ def write_archive(cs: CondensedSet, path: str | os.PathLike[str], *, protocol: P
         tensors[LABELS_MEMBER]["soft_labels"] = cs.soft_labels
     payloads = {name: safetensors.torch.save({k: _portable(v) for k, v in group.items()})
                 for name, group in tensors.items()}
-    manifest = build_manifest(
+    manifest = manifest_of(
         cs, protocol=protocol, num_classes=track.num_classes,
         members={name: (hashlib.sha256(data).hexdigest(), len(data))
                  for name, data in payloads.items()})
-    members = [(MANIFEST_MEMBER, encode_manifest(manifest, subject=subject))]
+    members = [(MANIFEST_MEMBER, encode_manifest(manifest.to_dict(), subject=subject))]
     members += sorted(payloads.items())
     return _write_atomically(target, members, gzipped=target.lower().endswith(GZIP_SUFFIXES),
                              overwrite=overwrite)
