@@ -132,7 +132,7 @@ def prepare_cmd(layout: str, root: Path | None, workers: int, name: str | None,
     except KeyboardInterrupt:
         fail("interrupted; the videos decoded so far are kept and a rerun resumes from them", 130)
     store = report.store
-    m = store.manifest
+    m = store.manifest.to_dict()
     if report.already_prepared:
         out.print(f"{store.name}: already prepared at {store.path} (sha256 {store.sha256}); "
                   "nothing to do")
@@ -183,7 +183,7 @@ def data_info_cmd(dataset: str) -> None:
         out.print(f"  hash (result records): {dataset_sha256(ds)}")
         return
     store = open_store_for(ds)
-    m = store.manifest
+    m = store.manifest.to_dict()
     table = Table("label", "class", "train", "val")
     for label, name in enumerate(store.classes):
         rows = store.index.labels == label

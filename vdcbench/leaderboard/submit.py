@@ -42,7 +42,7 @@ def submit(records: Sequence[EvalRecord], archive_path: str | os.PathLike[str], 
     measurement = one_measurement(records)
     protocol = _checked_protocol(measurement, {r.key.net for r in records})
     loaded = _scored_archive(archive_path, measurement, records[0])
-    manifest = loaded.manifest
+    manifest = loaded.manifest.to_dict()
     method = manifest["method"]
     epochs = records[0].epochs
     entry = Entry(
@@ -128,7 +128,7 @@ def _scored_archive(archive_path: str | os.PathLike[str], measurement: Measureme
         raise VdcError(f"the records score archive {measurement.archive_sha256[:12]} but "
                        f"{os.fspath(archive_path)} has sha256 {loaded.sha256[:12]}")
     wrong = disagreement(manifest_claims(
-        loaded.manifest, dataset=measurement.dataset, track=measurement.track,
+        loaded.manifest.to_dict(), dataset=measurement.dataset, track=measurement.track,
         label_strategy=measurement.label_strategy, method=record.method.get("name"),
         method_kind=record.method.get("kind")))
     if wrong is not None:

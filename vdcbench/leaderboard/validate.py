@@ -112,10 +112,10 @@ def check_entry(entry: Entry, path: Path, root: Path, *, read_archives: bool = T
                        f"not the sha256 the entry's results were measured on "
                        f"({entry.archive.sha256[:12]})")
     wrong = disagreement(manifest_claims(
-        loaded.manifest, dataset=entry.dataset, track=entry.track,
+        loaded.manifest.to_dict(), dataset=entry.dataset, track=entry.track,
         label_strategy=entry.label_strategy, method=entry.method.name,
         method_kind=entry.method.kind) + (
-        ("protocol hash", entry.protocol_sha256, loaded.manifest["protocol"]["sha256"]),))
+        ("protocol hash", entry.protocol_sha256, loaded.manifest.protocol_sha256),))
     if wrong is not None:
         what, claimed, actual = wrong
         raise VdcError(f"{where}: says {what} {shown(claimed)!r} but its archive says "
