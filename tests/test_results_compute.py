@@ -111,6 +111,6 @@ def test_old_records_without_optional_fields_still_load_and_round_trip():
         data.pop(optional, None)
     record = EvalRecord.from_dict(data)
     assert record.method.name == "random" and record.method.config is None
-    assert record.method.get("name") == "random" and dict(record.versions) == data["versions"]
+    assert record.method.name == "random" and record.versions.to_dict() == data["versions"]
     assert record.versions.torch == "2.4.0" and record.versions.vdcbench is None
     assert record.to_dict() == data

@@ -16,7 +16,6 @@ from rich.table import Table
 
 from vdcbench.cli.output import out, user_errors
 from vdcbench.core.errors import VdcError
-from vdcbench.core.stats import format_mean_std as mean_std
 
 SUBMISSIONS = Path("submissions")
 LEADERBOARD = Path("leaderboard")
@@ -97,10 +96,8 @@ def submit_cmd(results: tuple[Path, ...], archive: Path, root: Path, authors: tu
                    archive_url=archive_url, root=root)
     table = Table("net", "seeds", "top-1 %", "top-5 %")
     for r in entry.results:
-        s = r.summary()
         table.add_row(r.net, ", ".join(str(x.seed) for x in r.seeds),
-                      mean_std(s["top1_mean"], s["top1_std"], s["n"], 2),
-                      mean_std(s["top5_mean"], s["top5_std"], s["n"], 2))
+                      r.spread("top1").format(2), r.spread("top5").format(2))
     out.print(f"entry [bold]{entry.id}[/]: {entry.method.name} ({entry.method.kind}) "
               f"{entry.dataset} {entry.track} {entry.label_strategy}, variant {entry.variant}"
               + ("" if entry.official else "  [not official: never ranked]"))

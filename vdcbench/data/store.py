@@ -47,6 +47,7 @@ from vdcbench.data.frame_formats import frames_sha256  # noqa: F401  (its home b
 from vdcbench.data.jpeg import SETTINGS as JPEG_SETTINGS
 from vdcbench.data.jpeg import codec_versions
 from vdcbench.core.errors import VdcError
+from vdcbench.core.json_values import plain_json
 from vdcbench.core.paths import stores_dir
 from vdcbench.protocol import Dataset, Protocol, canonical_sha256
 
@@ -258,13 +259,13 @@ class StoreManifest:
             "dataset": self.dataset, "classes": list(self.classes),
             "num_classes": self.num_classes, "resize": list(self.resize),
             "videos": dict(self.videos), "total_frames": self.total_frames,
-            "sha256": self.sha256, "size_bytes": self.size_bytes, "versions": _plain(self.versions),
-            **_plain(self.other),
+            "sha256": self.sha256, "size_bytes": self.size_bytes, "versions": plain_json(self.versions),
+            **plain_json(self.other),
         }
         for key in _STORE_OPTIONAL:
             value = getattr(self, key)
             if value is not None:
-                out[key] = _plain(value)
+                out[key] = plain_json(value)
         return out
 
     @classmethod
@@ -289,15 +290,6 @@ class StoreManifest:
 
 _STORE_OPTIONAL = ("frame_format", "jpeg", "listing_sha256", "split", "source", "missing",
                    "failed")
-
-
-def _plain(value: Any) -> Any:
-    """Mappings and tuples as the dicts and lists ``json`` writes, recursively."""
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
 
 
 class Store:

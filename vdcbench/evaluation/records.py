@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ import jsonschema
 
 from vdcbench.core.atomic_file import write_json_atomic
 from vdcbench.core.errors import VdcError
-from vdcbench.core.stats import Spread, format_mean_std, mean_or_none
+from vdcbench.core.stats import Spread, mean_or_none
 from vdcbench.protocol import PROTOCOL_DIR
 
 RECORD_FORMAT = "vdcbench-result"
@@ -54,25 +54,8 @@ class RecordKey:
         return tuple(v for k, v in asdict(self).items() if k != "seed")
 
 
-class _ReadsAsMapping(Mapping):
-    """Read access by key to a typed part of a record (``record.method.get("name")``), as the
-    loose dict it replaced allowed, so readers can move to attributes at their own pace."""
-
-    def to_dict(self) -> dict[str, Any]:
-        raise NotImplementedError
-
-    def __getitem__(self, key: str) -> Any:
-        return self.to_dict()[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.to_dict())
-
-    def __len__(self) -> int:
-        return len(self.to_dict())
-
-
 @dataclass(frozen=True)
-class RecordedMethod(_ReadsAsMapping):
+class RecordedMethod:
     """The method that made the evaluated archive, as its manifest names it."""
 
     name: str
@@ -96,7 +79,7 @@ class RecordedMethod(_ReadsAsMapping):
 
 
 @dataclass(frozen=True)
-class RuntimeVersions(_ReadsAsMapping):
+class RuntimeVersions:
     """Software versions of a run; a package a record does not name is None (left out on disk)."""
 
     vdcbench: str | None = None
@@ -198,10 +181,6 @@ class EvalRecord:
         except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
             raise VdcError(f"cannot read result record {path}: {exc}") from None
 
-
-# Kept for importers written before ``core.stats`` (the leaderboard's pages); new code uses
-# ``vdcbench.core.stats.format_mean_std`` or ``Spread.format``.
-mean_std = format_mean_std
 
 
 def find_record(root: Path, key: RecordKey, method_name: str) -> EvalRecord | None:

@@ -95,12 +95,11 @@ def _from_records(records: list[EvalRecord], kind: str, source: str) -> Side:
     r = records[0]
     return Side(kind=kind, source=source, measurement=Measurement.of(r.key), epochs=r.epochs,
                 official=all(x.official for x in records),
-                method=str(r.method.get("name", "unknown")),
+                method=r.method.name,
                 seeds={r.key.net: tuple(sorted(x.key.seed for x in records))},
-                versions=_versions(x.versions for x in records),
+                versions=_versions(x.versions.to_dict() for x in records),
                 torch_threads=_threads(x.torch_threads for x in records),
-                method_config=_config(str(r.method.get("name", "unknown")),
-                                      r.method.get("config")))
+                method_config=_config(r.method.name, r.method.config))
 
 
 def _from_entry(entry: Entry, source: str) -> Side:

@@ -91,7 +91,7 @@ class SeedResult:
                    iterations=record.iterations, batch_size=record.batch_size,
                    wall_seconds=float(record.wall_seconds), device=record.device,
                    weights_sha256=record.weights_sha256, final_loss=float(record.final_loss),
-                   versions=dict(record.versions), torch_threads=record.torch_threads)
+                   versions=record.versions.to_dict(), torch_threads=record.torch_threads)
 
 
 @dataclass(frozen=True)

@@ -81,7 +81,7 @@ def one_measurement(records: Sequence[EvalRecord]) -> Measurement:
     if len(epochs) > 1:
         raise _differ("schedule (epochs)", epochs)
     for attr, label in (("name", "method"), ("kind", "method kind")):
-        values = {str(r.method.get(attr)) for r in records}
+        values = {str(getattr(r.method, attr)) for r in records}
         if len(values) > 1:
             raise _differ(label, values)
     seen: set[tuple[str, int]] = set()
@@ -129,8 +129,8 @@ def _scored_archive(archive_path: str | os.PathLike[str], measurement: Measureme
                        f"{os.fspath(archive_path)} has sha256 {loaded.sha256[:12]}")
     wrong = disagreement(manifest_claims(
         loaded.manifest.to_dict(), dataset=measurement.dataset, track=measurement.track,
-        label_strategy=measurement.label_strategy, method=record.method.get("name"),
-        method_kind=record.method.get("kind")))
+        label_strategy=measurement.label_strategy, method=record.method.name,
+        method_kind=record.method.kind))
     if wrong is not None:
         what, claimed, actual = wrong
         raise VdcError(f"the records say {what} {claimed!r} but the archive's manifest says "

@@ -28,6 +28,7 @@ from vdcbench.core.atomic_file import atomic_path, write_json_atomic
 from vdcbench.data.splits import (VideoSplit, class_members, dataset_sha256, open_split,
                                   validation_clips)
 from vdcbench.core.errors import VdcError
+from vdcbench.core.json_values import plain_json
 from vdcbench.core.paths import teacher_resume_dir, teachers_dir
 from vdcbench.models import build_net
 from vdcbench.models.flops import net_cost, training_gflops
@@ -76,7 +77,7 @@ class TeacherSidecar:
             "kind": SIDECAR_KIND, "net": self.net, "dataset": self.dataset,
             "dataset_sha256": self.dataset_sha256,
             "protocol": {"version": self.protocol_version, "sha256": self.protocol_sha256},
-            "recipe": _plain(self.recipe), "epochs_run": self.epochs_run,
+            "recipe": plain_json(self.recipe), "epochs_run": self.epochs_run,
             "shuffle_frames": self.shuffle_frames, "val_top1": self.val_top1,
             "val_top5": self.val_top5, "train_iterations": self.train_iterations,
             "wall_seconds": self.wall_seconds, "device": self.device,
@@ -111,15 +112,6 @@ class TeacherSidecar:
 
 
 _OPTIONAL_KEYS = ("net_gflops_forward", "train_gflops", "videos_per_class", "sha256")
-
-
-def _plain(value: Any) -> Any:
-    """Mappings and tuples as the dicts and lists ``json`` writes, recursively."""
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
 
 
 @dataclass(frozen=True)
