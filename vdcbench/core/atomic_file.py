@@ -61,5 +61,13 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 def write_json_atomic(path: Path, data: Any) -> None:
     """JSON as every vdcbench record is stored: two-space indent, sorted keys, final newline,
-    so that the same content always has the same bytes (entries are compared byte for byte)."""
-    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+    so that the same content always has the same bytes (entries are compared byte for byte).
+
+    A NaN or infinity is refused before anything is written: ``json`` would spell it ``NaN`` or
+    ``Infinity``, which is not JSON, and the old file (if any) is kept."""
+    try:
+        text = json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n"
+    except ValueError:
+        raise VdcError(f"refusing to write {path}: it holds a NaN or infinite number, "
+                       "which JSON cannot carry") from None
+    write_text_atomic(path, text)
