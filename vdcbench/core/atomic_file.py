@@ -8,6 +8,7 @@ one, never a truncated JSON that a later resume would trust.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -34,14 +35,29 @@ def atomic_path(path: Path) -> Iterator[Path]:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:
-        raise VdcError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise VdcError(f"cannot write {path}: {_reason(exc)}") from None
     os.close(fd)
     try:
         yield Path(tmp)
         os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
+    except OSError as exc:
+        # A full disk is the user's environment, not a bug: one line naming the file, whose
+        # previous version the rename never replaced.
+        if exc.errno not in _DISK_FULL:
+            raise
+        raise VdcError(f"cannot write {path}: {_reason(exc)}") from None
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def _reason(exc: OSError) -> str:
+    if exc.errno in _DISK_FULL:
+        return "no space left on device (the previous file, if any, is kept)"
+    return exc.strerror or str(exc)
 
 
 def write_atomic(path: Path, write: Callable[[IO[bytes]], None]) -> None:

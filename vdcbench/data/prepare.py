@@ -35,6 +35,7 @@ from vdcbench.data.jpeg import EncodedFrames, encode_frames
 from vdcbench.data.listing import SourceListing, VideoEntry
 from vdcbench.data.store import MANIFEST_FILE, Store, StoredVideo, open_store, write_store
 from vdcbench.core.errors import VdcError
+from vdcbench.core.locks import exclusive
 from vdcbench.protocol import canonical_sha256
 
 PARTS_DIR = "parts"
@@ -217,6 +218,16 @@ def prepare_listing(listing: SourceListing, *, directory: Path, name: str, datas
         raise VdcError(f"--workers must be at least 1, not {workers}")
     directory = Path(directory)
     check_output_dir(directory)
+    # A second prepare of this store waits here, then finds it complete: run unlocked, it would
+    # delete the first one's temporary parts and store files as stale.
+    with exclusive(directory, "prepare", what=f"preparing the store {name}"):
+        return _prepare_locked(listing, directory, name, dataset, resize, workers, overwrite,
+                               frame_format, progress, started)
+
+
+def _prepare_locked(listing: SourceListing, directory: Path, name: str, dataset: str,
+                    resize: tuple[int, int], workers: int, overwrite: bool, frame_format: str,
+                    progress: Progress | None, started: float) -> PrepareReport:
     fingerprint = listing_sha256(listing, dataset, resize)
     existing = existing_store(directory, fingerprint, frame_format, overwrite)
     if existing is not None:

@@ -33,6 +33,7 @@ import numpy as np
 
 from vdcbench.core.atomic_file import write_atomic
 from vdcbench.core.errors import VdcError
+from vdcbench.core.locks import exclusive
 from vdcbench.core.paths import synthetic_dir
 from vdcbench.protocol import GeneratorSpec
 
@@ -241,11 +242,28 @@ def load_split(spec: GeneratorSpec, split: str, *, verify: bool = True) -> Synth
     folder = split_cache_folder(spec)
     videos_path, labels_path = folder / f"{split}-videos.npy", folder / f"{split}-labels.npy"
     expected = spec.train_sha256 if split == "train" else spec.val_sha256
-    if videos_path.is_file() and labels_path.is_file():
-        data = SyntheticSplit(np.load(videos_path, allow_pickle=False),
-                              np.load(labels_path, allow_pickle=False))
-        if not verify or data.sha256 == expected:
-            return data
+    data = _cached(videos_path, labels_path, expected, verify)
+    if data is not None:
+        return data
+    # Two runs starting on an empty cache generate once: the second waits, then reads the cache.
+    with exclusive(folder, f"{split}-generate", what=f"generating the synthetic {split} split"):
+        return _generate_and_cache(spec, split, videos_path, labels_path, expected, verify)
+
+
+def _cached(videos_path: Path, labels_path: Path, expected: str, verify: bool
+            ) -> SyntheticSplit | None:
+    if not (videos_path.is_file() and labels_path.is_file()):
+        return None
+    data = SyntheticSplit(np.load(videos_path, allow_pickle=False),
+                          np.load(labels_path, allow_pickle=False))
+    return data if not verify or data.sha256 == expected else None
+
+
+def _generate_and_cache(spec: GeneratorSpec, split: str, videos_path: Path, labels_path: Path,
+                        expected: str, verify: bool) -> SyntheticSplit:
+    data = _cached(videos_path, labels_path, expected, verify)
+    if data is not None:
+        return data
     data = generate_split(spec, split)
     if verify and data.sha256 != expected:
         raise VdcError(f"the synthetic {split} split generated here has sha256 {data.sha256[:16]}…, "

@@ -24,7 +24,7 @@ from vdcbench.data.datasets import resolve_dataset
 from vdcbench.evaluation.progress import SILENT, Progress
 from vdcbench.evaluation.records import EvalRecord
 from vdcbench.evaluation.report import EvaluatedArchive, EvaluationReport, NetResult
-from vdcbench.evaluation.scoring import EvalSettings, Evaluation, parse_nets
+from vdcbench.evaluation.scoring import EvalSettings, Evaluation, parse_nets, seed_locked
 from vdcbench.methods import CondensationTask, get_method
 from vdcbench.protocol import LATEST_VERSION, Protocol, load_protocol
 
@@ -109,6 +109,7 @@ def evaluate_cell(archive: ArchiveLike, net: str, seed: int, *, variant: str = "
     return record
 
 
+@seed_locked
 def _score_seed(evaluation: Evaluation, seed: int, progress: Progress) -> tuple[EvalRecord, bool]:
     """The seed's record and whether it was reused: the one place resume is decided."""
     net = evaluation.settings.net

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
+import functools
+import hashlib
 import platform
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -9,10 +14,13 @@ from pathlib import Path
 
 import torch
 
+from vdcbench.core import paths
+from vdcbench.core.artifacts import ArtifactStore
 from vdcbench.core.version import __version__
 from vdcbench.archive import LoadedArchive
 from vdcbench.data.splits import dataset_sha256, open_split, validation_clips
 from vdcbench.core.errors import NotBuiltError, VdcError
+from vdcbench.core.locks import exclusive
 from vdcbench.models import build_net
 from vdcbench.models.flops import NetCost, net_cost, training_gflops
 from vdcbench.protocol import Protocol
@@ -20,10 +28,34 @@ from vdcbench.evaluation.records import (EvalRecord, RecordedMethod, RecordKey,
                                          RuntimeVersions, find_record)
 from vdcbench.train.teacher import load_teacher
 from vdcbench.core.randomness import STREAM_INIT, torch_seed
+from vdcbench.train.checkpoint import FitCheckpoint
 from vdcbench.train.sources import StoredClips
 from vdcbench.train.trainer import FitConfig, Trainer, ValidationClips
 
 SeedProgress = Callable[[int, int, int, float], None]   # (seed, epoch, epochs, loss)
+
+# A seed in progress is checkpointed at most this many epochs apart (the protocol's 300-epoch
+# schedule: every 10 epochs), at least ten times in a schedule of 10 epochs or more, and after
+# every epoch of a shorter one (smoke runs and tests). Saving
+# writes the net and the optimiser state (for a ResNet-18 student about 0.4 GB): cheap once per
+# ten epochs, not once per epoch, while a stop loses at most ten epochs.
+RESUME_EVERY_EPOCHS = 10
+
+
+def resume_interval(epochs: int) -> int:
+    """Epochs between an evaluation seed's checkpoints (the last epoch is always saved)."""
+    return max(1, min(RESUME_EVERY_EPOCHS, epochs // 10))
+
+
+def resume_store() -> ArtifactStore:
+    """Where evaluation seeds in progress keep their resume state (under the cache)."""
+    return ArtifactStore(paths.evaluation_resume_dir())
+
+
+def resume_key(key: RecordKey) -> str:
+    """An artifact key naming the record identity in full (a hash: the store's keys are short)."""
+    text = json.dumps(dataclasses.asdict(key), sort_keys=True, separators=(",", ":"))
+    return f"eval-{hashlib.sha256(text.encode()).hexdigest()}"
 
 
 @dataclass(frozen=True)
@@ -124,7 +156,8 @@ class Evaluation:
         trainer = Trainer(net, self.config, source, seed=seed, device=self.settings.device,
                           label_fn=label_fn)
         callback = (lambda e, n, loss: progress(seed, e, n, loss)) if progress else None
-        result = trainer.fit(self.validation, progress=callback)
+        checkpoint = self.checkpoint(seed, trainer.device)
+        result = trainer.fit(self.validation, progress=callback, checkpoint=checkpoint)
         student_cost, teacher_cost = self.costs()
         official = (self.settings.variant == "official" and self.settings.epochs in (None, self.protocol.trainer.epochs))
         record = EvalRecord(
@@ -144,7 +177,17 @@ class Evaluation:
             torch_threads=torch.get_num_threads(),
         )
         record.to_disk(self.results_dir)
+        checkpoint.clear()
         return record
+
+    def checkpoint(self, seed: int, device: torch.device) -> FitCheckpoint:
+        """The seed's resume state, keyed by its record identity. The thread count and device
+        join the fingerprint: a resume under others would give numbers neither run reproduces,
+        so such a checkpoint is ignored and the seed starts again."""
+        return FitCheckpoint(resume_store(), resume_key(self.key(seed)),
+                             every=resume_interval(self.config.epochs),
+                             context={"torch_threads": torch.get_num_threads(),
+                                      "device": str(device)})
 
     def costs(self) -> tuple[NetCost, NetCost | None]:
         """Per-clip cost of the student, and of the teacher when one labels online (multi-sl)."""
@@ -195,3 +238,26 @@ def runtime_versions() -> RuntimeVersions:
         pytorchvideo = "not installed"
     return RuntimeVersions(vdcbench=__version__, torch=torch.__version__,
                            python=platform.python_version(), pytorchvideo=pytorchvideo)
+
+
+def seed_lock(evaluation: Evaluation, seed: int):
+    """The lock of one seed's record under ``results_dir`` (``.locks/.seed<N>-<key hash>.lock``).
+
+    Named by the record's whole key and schedule, so only runs that would write the same record
+    wait for each other; runs of other seeds, nets or archives in one folder go on in parallel.
+    """
+    identity = repr((evaluation.key(seed), evaluation.config.epochs, evaluation.settings.epochs))
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:16]
+    return exclusive(evaluation.results_dir / ".locks", f"seed{seed}-{digest}",
+                     what=f"the {evaluation.settings.net} record of seed {seed}")
+
+
+def seed_locked(score_seed):
+    """Run ``score_seed(evaluation, seed, ...)``, the resume decision and the training it may
+    start, under :func:`seed_lock`: of two processes on one results folder the second waits for
+    the first's record and reuses it, so each record is trained and written once."""
+    @functools.wraps(score_seed)
+    def locked(evaluation: Evaluation, seed: int, *args, **kwargs):
+        with seed_lock(evaluation, seed):
+            return score_seed(evaluation, seed, *args, **kwargs)
+    return locked
