@@ -42,6 +42,12 @@ def method_artifacts_dir(method: str, dataset: str, seed: int) -> Path:
     return cache_root() / "artifacts" / method / dataset / f"seed{seed}"
 
 
+def evaluation_resume_dir() -> Path:
+    """Resume state of evaluation seeds in progress, one per record identity; each is dropped
+    once its record is written."""
+    return cache_root() / "evaluation-resume"
+
+
 def results_dir() -> Path:
     """Per-seed result records of ``vdcbench evaluate`` when no folder is given."""
     return cache_root() / "results"
