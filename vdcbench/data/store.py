@@ -306,7 +306,8 @@ class Store:
         except FileNotFoundError as exc:
             raise VdcError(f"{self.path} is not a complete frame store (no {Path(exc.filename).name})"
                            ) from None
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError, OverflowError) as exc:
+            # OverflowError: int() of an infinite count ("total_frames": 1e400).
             raise VdcError(f"{self.path} is not a readable frame store: {exc}") from None
 
     @functools.cached_property
