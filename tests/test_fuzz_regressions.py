@@ -42,3 +42,94 @@ def test_store_manifest_with_infinite_total_frames(tmp_path, spelling):
     assert spelling in text
     (tmp_path / MANIFEST_FILE).write_text(text)
     one_line_refusal(lambda: Store(tmp_path))
+
+
+def test_store_manifest_nan_count_is_refused_not_crashed(tmp_path):
+    # Same input family: NaN reaches int() as ValueError, already one line; kept beside the
+    # Infinity case so both spellings stay covered.
+    write_tiny_store(tmp_path)
+    text = (tmp_path / MANIFEST_FILE).read_text()
+    (tmp_path / MANIFEST_FILE).write_text(text.replace('"total_frames": 3', '"total_frames": NaN'))
+    one_line_refusal(lambda: Store(tmp_path))
+
+
+# --------------------------------------------------------- non-finite numbers (xfail for now)
+# The fuzzers' property holds for these (a valid read, no crash), but the read value is NaN or
+# infinity: issue 16 item 4, which the strict-JSON change (core.json_values.load_json_strict in
+# every reader) is fixing in records.py, leaderboard/*, data/store.py and archive/*.
+NON_FINITE = pytest.mark.xfail(strict=False, reason="non-finite JSON numbers are accepted until "
+                               "the readers use core.json_values.load_json_strict (issue 16, 4)")
+SPELLINGS = ["NaN", "Infinity", "1e400"]
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _with_number(document: dict, path: tuple[str, ...], spelling: str) -> str:
+    doc = json.loads(json.dumps(document))
+    target = doc
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = "@@number@@"
+    return json.dumps(doc, indent=2).replace('"@@number@@"', spelling)
+
+
+@NON_FINITE
+@pytest.mark.parametrize("spelling", SPELLINGS)
+def test_record_with_non_finite_wall_seconds_is_refused(tmp_path, spelling):
+    from vdcbench.evaluation.records import EvalRecord
+    committed = sorted(ROOT.glob("submissions/records/**/seed0.json"))[0]
+    path = tmp_path / "seed0.json"
+    path.write_text(_with_number(json.loads(committed.read_text()), ("wall_seconds",), spelling))
+    one_line_refusal(lambda: EvalRecord.from_disk(path))
+
+
+@NON_FINITE
+@pytest.mark.parametrize("spelling", SPELLINGS)
+def test_entry_with_non_finite_condensation_time_is_refused(tmp_path, spelling):
+    from vdcbench.leaderboard.validate import validate_entries
+    committed = sorted(ROOT.glob("submissions/*/*/entry.json"))[0]
+    path = tmp_path / committed.parent.parent.name / committed.parent.name / "entry.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(_with_number(json.loads(committed.read_text()),
+                                 ("condensation", "wall_seconds"), spelling))
+    one_line_refusal(lambda: validate_entries(tmp_path, read_archives=False))
+
+
+@NON_FINITE
+@pytest.mark.parametrize("spelling", ["NaN", "1e400"])
+def test_store_manifest_with_non_finite_size_is_refused(tmp_path, spelling):
+    write_tiny_store(tmp_path)
+    manifest = json.loads((tmp_path / MANIFEST_FILE).read_text())
+    (tmp_path / MANIFEST_FILE).write_text(_with_number(manifest, ("size_bytes",), spelling))
+    one_line_refusal(lambda: Store(tmp_path))
+
+
+@NON_FINITE
+def test_archive_manifest_with_infinite_wall_seconds_is_refused(tmp_path):
+    # Issue 16 item 4 exactly: "wall_seconds": 1e400 in an archive's manifest is read as inf.
+    import io
+    import tarfile
+
+    import torch
+
+    from vdcbench.archive import ArchiveError, read_archive, write_archive
+    from vdcbench.archive.condensed import CondensedSet, MethodInfo
+    from vdcbench.protocol import load_protocol
+
+    cs = CondensedSet(videos=torch.zeros((1, 3, 8, 56, 56), dtype=torch.uint8),
+                      labels=torch.tensor([0]), dataset="synthetic", track="ipc1-t8",
+                      method=MethodInfo("fuzz", "selection", wall_seconds=1.0))
+    valid = tmp_path / "valid.tar"
+    write_archive(cs, valid, protocol=load_protocol(1))
+    with tarfile.open(valid) as tar:
+        members = [(m, tar.extractfile(m).read()) for m in tar.getmembers()]
+    path = tmp_path / "infinite.tar"
+    with tarfile.open(path, "w") as tar:
+        for info, data in members:
+            if info.name == "manifest.json":
+                data = _with_number(json.loads(data), ("method", "wall_seconds"),
+                                    "1e400").encode()
+                info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    with pytest.raises(ArchiveError) as caught:
+        read_archive(path)
+    assert "\n" not in str(caught.value)
