@@ -182,6 +182,17 @@ def make_collection_cache(root: Path) -> tuple[Path, Path, Path]:
     return cache, collection, root / "acts.tar"
 
 
+_COLLECTION: dict[str, tuple[Path, Path, Path]] = {}
+
+
+def shared_collection(tmp_path_factory) -> tuple[Path, Path, Path]:
+    """:func:`make_collection_cache` once per session, for every module that races or kills on
+    it (each test copies its store into a cache of its own)."""
+    if "made" not in _COLLECTION:
+        _COLLECTION["made"] = make_collection_cache(tmp_path_factory.mktemp("collection"))
+    return _COLLECTION["made"]
+
+
 def copy_cache(base: Path, target: Path, synthetic: Path | None = None) -> Path:
     """A private cache with ``base``'s stores (small), and ``synthetic`` linked, not copied."""
     import shutil

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from process_fixtures import (check_no_half_written_files, copy_cache, events, invoke,
-                              make_collection_cache, one_thread, prepare_args, run_killed_after,
+                              shared_collection, one_thread, prepare_args, run_killed_after,
                               run_with_kill)
 
 SEED = 16        # the kill points' seed: change it to try other points
@@ -31,7 +31,7 @@ RECORD_FIELDS = ("top1", "top5", "weights_sha256", "final_loss", "by_epoch_top1"
 
 @pytest.fixture(scope="module")
 def collection(tmp_path_factory):
-    return make_collection_cache(tmp_path_factory.mktemp("kill-collection"))
+    return shared_collection(tmp_path_factory)
 
 
 def _records(folder: Path) -> dict[str, dict]:
@@ -45,7 +45,7 @@ def _records(folder: Path) -> dict[str, dict]:
 def test_evaluate_killed_at_seeded_points_resumes_to_the_unbroken_records(collection, tmp_path):
     base, _, archive = collection
     rng = random.Random(SEED)
-    args = ["evaluate", archive, "--seeds", "0,1", "--epochs", "3"]
+    args = ["evaluate", archive, "--seeds", "0,1", "--epochs", "2"]
     reference = copy_cache(base, tmp_path / "cache-unbroken")
     with one_thread():
         result = invoke(*args, "--results-dir", tmp_path / "unbroken", env=reference)
@@ -63,7 +63,7 @@ def test_evaluate_killed_at_seeded_points_resumes_to_the_unbroken_records(collec
     assert set(_records(results)) == {"seed0"}
     # Inside seed 1: right after an in-seed checkpoint where evaluate keeps them, else in the
     # record's own write (trained, renamed never): a resume retrains or resumes seed 1.
-    code, out = run_with_kill(killed, [{"pattern": "*.bin", "nth": rng.randint(1, 3),
+    code, out = run_with_kill(killed, [{"pattern": "*.bin", "nth": rng.randint(1, 2),
                                         "when": "after"},
                                        {"pattern": "seed1.json", "nth": 1, "when": "before"}],
                               cache=cache, log=log)
@@ -163,7 +163,7 @@ def test_prepare_killed_at_seeded_points_resumes_to_the_same_store(collection, t
     store, args = cache / "stores" / "kacts", prepare_args(folder, "kacts")
     assert run_killed_after(args, rng.uniform(0.3, 2.0), cache=cache) == KILLED   # start-up
     kills = [{"pattern": PART_JSON, "nth": rng.randint(2, 5), "when": "after"},
-             {"pattern": PART_FRAMES, "nth": rng.randint(1, 3), "when": "before"},
+             {"pattern": PART_FRAMES, "nth": rng.randint(1, 2), "when": "before"},
              {"pattern": rng.choice(["frames.npy", "index.json"]), "nth": 1, "when": "after"}]
     for trigger in kills:
         code, out = run_with_kill(args, trigger, cache=cache, log=log)
