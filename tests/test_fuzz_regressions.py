@@ -133,3 +133,13 @@ def test_archive_manifest_with_infinite_wall_seconds_is_refused(tmp_path):
     with pytest.raises(ArchiveError) as caught:
         read_archive(path)
     assert "\n" not in str(caught.value)
+
+
+def test_store_manifest_format_version_with_a_newline_is_one_line(tmp_path):
+    # test_fuzz_store (long run): "format_version": "1\n" gave the two-line message
+    # "format version 1\n is not 1; ..." (the value was printed, not repr'd).
+    write_tiny_store(tmp_path)
+    manifest = json.loads((tmp_path / MANIFEST_FILE).read_text())
+    manifest["format_version"] = "1\n"
+    (tmp_path / MANIFEST_FILE).write_text(json.dumps(manifest))
+    one_line_refusal(lambda: Store(tmp_path))

@@ -274,7 +274,7 @@ class StoreManifest:
         if data.get("format") != FORMAT:
             raise ValueError(f"format is {data.get('format')!r}, not {FORMAT!r}")
         if data.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"format version {data.get('format_version')} is not "
+            raise ValueError(f"format version {data.get('format_version')!r} is not "
                              f"{FORMAT_VERSION}; prepare it again with this vdcbench")
         known = {"format", "format_version", "num_classes", *cls.__dataclass_fields__} - {"other"}
         other = MappingProxyType({k: v for k, v in data.items() if k not in known})
