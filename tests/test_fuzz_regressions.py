@@ -63,7 +63,7 @@ SPELLINGS = ["NaN", "Infinity", "1e400"]
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _with_number(document: dict, path: tuple[str, ...], spelling: str) -> str:
+def _with_number(document: dict, path: tuple, spelling: str) -> str:
     doc = json.loads(json.dumps(document))
     target = doc
     for key in path[:-1]:
@@ -143,3 +143,36 @@ def test_store_manifest_format_version_with_a_newline_is_one_line(tmp_path):
     manifest["format_version"] = "1\n"
     (tmp_path / MANIFEST_FILE).write_text(json.dumps(manifest))
     one_line_refusal(lambda: Store(tmp_path))
+
+
+# Found by the long run of test_fuzz_records; both readers accept the number, and the crash
+# comes after, where the numbers are averaged. Strict JSON reading refuses both (NaN; an
+# integer beyond a float's range), so they are the same xfail as above.
+@NON_FINITE
+def test_record_with_an_integer_beyond_float_range_aggregates_or_is_refused(tmp_path):
+    # "reference_best_top1": 1 followed by 400 zeros: from_disk accepted it, aggregate() then
+    # raised OverflowError (int too large to convert to float) in statistics.mean.
+    from vdcbench.evaluation.records import EvalRecord, aggregate
+    committed = sorted(ROOT.glob("submissions/records/**/seed0.json"))[0]
+    path = tmp_path / "seed0.json"
+    path.write_text(_with_number(json.loads(committed.read_text()), ("reference_best_top1",),
+                                 "1" + "0" * 400))
+    try:
+        record = EvalRecord.from_disk(path)
+    except VdcError as err:
+        assert "\n" not in str(err)
+        return
+    aggregate([record])
+
+
+@NON_FINITE
+def test_entry_with_a_nan_seed_result_is_refused(tmp_path):
+    # A seed's "top1": NaN: Entry.from_dict's summary check raised AttributeError ('float'
+    # object has no attribute 'numerator', from statistics) instead of a one-line refusal.
+    from vdcbench.leaderboard.validate import validate_entries
+    committed = sorted(ROOT.glob("submissions/*/*/entry.json"))[0]
+    path = tmp_path / committed.parent.parent.name / committed.parent.name / "entry.json"
+    path.parent.mkdir(parents=True)
+    entry = json.loads(committed.read_text())
+    path.write_text(_with_number(entry, ("results", 0, "seeds", 0, "top1"), "NaN"))
+    one_line_refusal(lambda: validate_entries(tmp_path, read_archives=False))
