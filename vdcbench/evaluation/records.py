@@ -1,8 +1,10 @@
-"""Result records: one per (archive, protocol, data set, track, labels, variant, net, teacher, seed).
+"""Result records: one per (archive, protocol, data set, track, labels, variant, net, teacher, seed,
+schedule).
 
 Records are typed objects with ``to_disk`` / ``from_disk``; the on-disk layout mirrors the
 leaderboard (data set / track / method-archive / net / labels-variant / seed), so a results folder
-can be read as a table and an interrupted evaluation resumes from the records it has. Their JSON
+can be read as a table and an interrupted evaluation resumes from the records it has. A schedule
+other than the protocol's is in the path too (``hard-official-e2/seed0.json``). Their JSON
 schema is ``protocol/schemas/result.schema.json``.
 """
 
@@ -11,7 +13,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,10 +50,34 @@ class RecordKey:
     net: str
     teacher_sha256: str | None
     seed: int
+    # The schedule: epochs the student trained. It changes the number as much as the net does,
+    # so a 2-epoch smoke run is never taken for the protocol's 300. On disk it is the record's
+    # own top-level ``epochs`` (written once, not twice): the key object keeps the eleven fields
+    # above, and every record written before the schedule joined the key reads, round-trips and
+    # keeps its path unchanged. None only in a key built by hand: its record fills it in.
+    epochs: int | None = None
 
     def cell(self) -> tuple:
         """The key without the seed: records sharing it are aggregated into mean ± std."""
         return tuple(v for k, v in asdict(self).items() if k != "seed")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The key as a record stores it (without the schedule, stored beside it)."""
+        return {k: v for k, v in asdict(self).items() if k != "epochs"}
+
+    def folder_name(self) -> str:
+        """``<labels>-<variant>``, and ``-e<epochs>`` for a schedule other than the protocol's:
+        the protocol's records keep the path they always had, a shortened run gets its own."""
+        name = f"{self.label_strategy}-{self.variant}"
+        if self.epochs is not None and self.epochs != _protocol_epochs(self.protocol_version):
+            name += f"-e{self.epochs}"
+        return name
+
+
+def _protocol_epochs(version: int) -> int:
+    # Imported here: the protocol is loaded (once, cached) only when a path is asked for.
+    from vdcbench.protocol import load_protocol
+    return load_protocol(version).trainer.epochs
 
 
 @dataclass(frozen=True)
@@ -135,14 +161,19 @@ class EvalRecord:
             object.__setattr__(self, "method", RecordedMethod.from_dict(self.method))
         if not isinstance(self.versions, RuntimeVersions):
             object.__setattr__(self, "versions", RuntimeVersions.from_dict(self.versions))
+        if self.key.epochs is None:
+            object.__setattr__(self, "key", replace(self.key, epochs=self.epochs))
+        elif self.key.epochs != self.epochs:
+            raise ValueError(f"record key schedule {self.key.epochs} != its epochs {self.epochs}")
 
     def relative_path(self) -> Path:
         k = self.key
         return (Path(k.dataset) / k.track / f"{self.method.name}-{k.archive_sha256[:12]}"
-                / k.net / f"{k.label_strategy}-{k.variant}" / f"seed{k.seed}.json")
+                / k.net / k.folder_name() / f"seed{k.seed}.json")
 
     def to_dict(self) -> dict[str, Any]:
         body = asdict(self)
+        body["key"] = self.key.to_dict()
         body["method"], body["versions"] = self.method.to_dict(), self.versions.to_dict()
         body["ledger"] = dict(self.ledger)
         for optional in _OPTIONAL_FIELDS:
@@ -155,7 +186,7 @@ class EvalRecord:
         if data.get("format") != RECORD_FORMAT or data.get("format_version") != RECORD_VERSION:
             raise VdcError("not a vdcbench result record (format/format_version mismatch)")
         body = {k: v for k, v in data.items() if k not in ("format", "format_version")}
-        body["key"] = RecordKey(**body["key"])
+        body["key"] = RecordKey(**body["key"], epochs=body["epochs"])   # stored beside the key
         body["method"] = RecordedMethod.from_dict(body["method"])
         body["versions"] = RuntimeVersions.from_dict(body["versions"])
         return cls(**body)
@@ -185,8 +216,10 @@ class EvalRecord:
 
 def find_record(root: Path, key: RecordKey, method_name: str) -> EvalRecord | None:
     """The stored record with exactly this key, if any (the unit of resume)."""
+    if key.epochs is None:
+        raise ValueError("find_record needs the key's schedule (epochs)")
     probe = EvalRecord(key=key, method=RecordedMethod(method_name, "unknown"), top1=0, top5=0,
-                       reference_best_top1=None, official=False, epochs=0, iterations=0,
+                       reference_best_top1=None, official=False, epochs=key.epochs, iterations=0,
                        batch_size=0, wall_seconds=0, device="", weights_sha256="", final_loss=0,
                        ledger={}, versions=RuntimeVersions())
     path = Path(root) / probe.relative_path()

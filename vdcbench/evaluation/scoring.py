@@ -130,7 +130,7 @@ class Evaluation:
             dataset_sha256=dataset_sha256(self.dataset), track=self.archive.track.id,
             label_strategy=c.label_strategy, variant=self.settings.variant,
             net=self.settings.net, teacher_sha256=self.teacher.sha256 if self.teacher else None,
-            seed=seed)
+            seed=seed, epochs=self.config.epochs)
 
     def existing(self, seed: int) -> EvalRecord | None:
         """The stored record of ``seed`` under ``results_dir`` with exactly this key, if any."""

@@ -144,6 +144,7 @@ _WHY_BLOCKING = {
                       "instead",
     "variant": "only 'official' is ranked",
     "teacher_sha256": "online labels from different teachers",
+    "epochs": "different training budgets",
 }
 
 
@@ -165,7 +166,6 @@ def compare_sides(a: Side, b: Side) -> Comparison:
             fields.append(_nets(a, b))
         row(label, getattr(a.measurement, name), getattr(b.measurement, name),
             note=_WHY_BLOCKING.get(name, ""))
-    row("schedule (epochs)", a.epochs, b.epochs, note="different training budgets")
     row("official", a.official, b.official, blocking=False,
         note="only official results are ranked")
     fields += _seeds(a, b) + _versions_and_threads(a, b)

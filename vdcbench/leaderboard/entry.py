@@ -237,7 +237,7 @@ class Entry:
                 protocol_sha256=data["protocol"]["sha256"], dataset=data["dataset"]["name"],
                 dataset_sha256=data["dataset"]["sha256"], track=data["track"],
                 label_strategy=data["label_strategy"], variant=data["variant"],
-                teacher_sha256=data["teacher_sha256"]),
+                teacher_sha256=data["teacher_sha256"], epochs=data["epochs"]),
             epochs=data["epochs"], official=data["official"],
             archive=ArchiveRef(sha256=a["sha256"], bytes=a["bytes"], path=a["path"], url=a["url"]),
             ledger=dict(data["ledger"]),

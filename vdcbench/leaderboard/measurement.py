@@ -31,7 +31,8 @@ Measurement = dataclasses.make_dataclass(
     frozen=True,
     namespace={"__module__": __name__, "of": classmethod(_of),
                "__doc__": "A record's key without the net and the seed: protocol, archive, data "
-                          "set and store hash, track, label strategy, variant, teacher."})
+                          "set and store hash, track, label strategy, variant, teacher, "
+                          "schedule."})
 
 FIELD_NAMES = tuple(f.name for f in dataclasses.fields(Measurement))
 
@@ -47,6 +48,7 @@ FIELD_LABELS = {
     "label_strategy": "label strategy",
     "variant": "evaluation variant",
     "teacher_sha256": "teacher",
+    "epochs": "schedule (epochs)",
 }
 
 

@@ -77,9 +77,6 @@ def one_measurement(records: Sequence[EvalRecord]) -> Measurement:
         values = {getattr(r.key, name) for r in records}
         if len(values) > 1:
             raise _differ(label, values)
-    epochs = {r.epochs for r in records}
-    if len(epochs) > 1:
-        raise _differ("schedule (epochs)", epochs)
     for attr, label in (("name", "method"), ("kind", "method kind")):
         values = {str(getattr(r.method, attr)) for r in records}
         if len(values) > 1:
