@@ -3,11 +3,21 @@ that overflows to infinity such as 1e400), and every JSON it writes is written w
 
 from __future__ import annotations
 
-import pytest
+import json
+from pathlib import Path
 
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from vdcbench.cli import main
 from vdcbench.core.atomic_file import write_json_atomic
 from vdcbench.core.errors import VdcError
 from vdcbench.core.json_values import dumps_strict, load_json_strict
+from vdcbench.data.store import MANIFEST_FILE, Store, StoredVideo, write_store
+from vdcbench.evaluation.records import EvalRecord
+from vdcbench.leaderboard.entry import Entry
+from vdcbench.leaderboard.validate import validate_entries
 
 NON_FINITE = ["NaN", "Infinity", "-Infinity", "1e400", "-1e400", "1" + "0" * 400]
 
@@ -40,3 +50,67 @@ def test_writing_a_non_finite_number_refuses_and_keeps_the_old_file(tmp_path, va
     assert sorted(p.name for p in tmp_path.iterdir()) == ["record.json"]
     with pytest.raises(VdcError):
         dumps_strict([value])
+
+
+# ------------------------------------------------------------ the readers that use it
+ROOT = Path(__file__).resolve().parents[1]
+RECORD = sorted((ROOT / "submissions" / "records").rglob("seed0.json"))[0]
+ENTRY = sorted((ROOT / "submissions").glob("*/*/entry.json"))[0]
+
+
+def _spelt(document: dict, path: tuple, spelling: str) -> str:
+    """``document`` as JSON text with the number at ``path`` spelt ``spelling`` (NaN, 1e400)."""
+    doc = json.loads(json.dumps(document))
+    target = doc
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = "@@number@@"
+    return json.dumps(doc, indent=2).replace('"@@number@@"', spelling)
+
+
+def _one_line(call) -> str:
+    with pytest.raises(VdcError) as err:
+        call()
+    message = str(err.value)
+    assert message and "\n" not in message
+    return message
+
+
+@pytest.mark.parametrize("spelling", ["NaN", "1e400", "-Infinity"])
+def test_a_record_with_a_non_finite_number_is_refused(tmp_path, spelling):
+    path = tmp_path / "seed0.json"
+    path.write_text(_spelt(json.loads(RECORD.read_text()), ("wall_seconds",), spelling))
+    assert "result record" in _one_line(lambda: EvalRecord.from_disk(path))
+
+
+@pytest.mark.parametrize("spelling", ["NaN", "1e400"])
+def test_an_entry_with_a_non_finite_number_is_refused(tmp_path, spelling):
+    path = tmp_path / ENTRY.parent.parent.name / ENTRY.parent.name / "entry.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(_spelt(json.loads(ENTRY.read_text()), ("condensation", "wall_seconds"),
+                           spelling))
+    assert str(path) in _one_line(lambda: validate_entries(tmp_path, read_archives=False))
+    assert str(path) in _one_line(lambda: Entry.from_disk(path))
+
+
+@pytest.mark.parametrize("spelling", ["NaN", "1e400"])
+def test_a_store_manifest_with_a_non_finite_number_is_refused(tmp_path, spelling):
+    write_store(tmp_path, name="tiny", dataset="folder", classes=("cat", "dog"), resize=(6, 8),
+                videos=[StoredVideo("a", 0, "train", 3, 25.0)],
+                read_frames=lambda i: np.zeros((3, 6, 8, 3), dtype=np.uint8), manifest_extra={})
+    manifest = json.loads((tmp_path / MANIFEST_FILE).read_text())
+    (tmp_path / MANIFEST_FILE).write_text(_spelt(manifest, ("size_bytes",), spelling))
+    assert "frame store" in _one_line(lambda: Store(tmp_path))
+
+
+def test_submit_refuses_a_record_carrying_infinity(tmp_path):
+    records = tmp_path / "records"
+    records.mkdir()
+    (records / "seed0.json").write_text(
+        _spelt(json.loads(RECORD.read_text()), ("final_loss",), "Infinity"))
+    archive = next((ROOT / "submissions" / "archives").glob("*.tar"))
+    result = CliRunner().invoke(main, ["submit", str(records), "--archive", str(archive),
+                                       "--submissions", str(tmp_path / "subs")])
+    assert result.exit_code == 2, result.output
+    assert "Infinity" in result.output and len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "subs").exists()

@@ -7,7 +7,6 @@ parse, call one function, render with rich; a ``VdcError`` is one line and exit 
 from __future__ import annotations
 
 import hashlib
-import json
 import sys
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from rich.table import Table
 
 from vdcbench.cli.output import out, user_errors
 from vdcbench.core.errors import VdcError
+from vdcbench.core.json_values import parse_json_strict
 
 SUBMISSIONS = Path("submissions")
 LEADERBOARD = Path("leaderboard")
@@ -34,7 +34,7 @@ def _records_from(paths: tuple[Path, ...]):
             records += found
             continue
         try:
-            data = json.loads(path.read_text())
+            data = parse_json_strict(path.read_bytes())
         except OSError as exc:
             raise VdcError(f"cannot read {path}: {exc.strerror or exc}") from None
         except ValueError as exc:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import platform
 import re
 import shutil
@@ -47,7 +46,7 @@ from vdcbench.data.frame_formats import frames_sha256  # noqa: F401  (its home b
 from vdcbench.data.jpeg import SETTINGS as JPEG_SETTINGS
 from vdcbench.data.jpeg import codec_versions
 from vdcbench.core.errors import VdcError
-from vdcbench.core.json_values import plain_json
+from vdcbench.core.json_values import dumps_strict, parse_json_strict, plain_json
 from vdcbench.core.paths import stores_dir
 from vdcbench.protocol import Dataset, Protocol, canonical_sha256
 
@@ -299,7 +298,7 @@ class Store:
         self.path = Path(path)
         manifest_path = self.path / MANIFEST_FILE
         try:
-            self.manifest = StoreManifest.from_dict(json.loads(manifest_path.read_text()))
+            self.manifest = StoreManifest.from_dict(parse_json_strict(manifest_path.read_bytes()))
             if self.frame_format not in FRAME_FORMATS:
                 raise ValueError(f"frame format {self.frame_format!r} is not one this vdcbench "
                                  f"reads ({', '.join(FRAME_FORMATS)})")
@@ -314,7 +313,7 @@ class Store:
     def index(self) -> StoreIndex:
         """Read on first use: the hash and the counts need only the manifest."""
         try:
-            return StoreIndex.from_json(json.loads((self.path / INDEX_FILE).read_text()))
+            return StoreIndex.from_json(parse_json_strict((self.path / INDEX_FILE).read_bytes()))
         except FileNotFoundError:
             raise VdcError(f"{self.path} is not a complete frame store (no {INDEX_FILE})") from None
         except (ValueError, KeyError, TypeError) as exc:
@@ -450,7 +449,7 @@ def write_store(directory: Path, *, name: str, dataset: str, classes: Sequence[s
                        splits=tuple(videos[i].split for i in order), offsets=offsets,
                        lengths=lengths, fps=tuple(videos[i].fps for i in order),
                        sha256=tuple(hashes))
-    write_text_atomic(directory / INDEX_FILE, json.dumps(index.to_json(), separators=(",", ":")))
+    write_text_atomic(directory / INDEX_FILE, dumps_strict(index.to_json(), separators=(",", ":")))
     counts = {s: int(sum(1 for x in index.splits if x == s)) for s in ("train", "val")}
     size = sum((directory / f).stat().st_size for f in (*FILES[frame_format], INDEX_FILE))
     manifest = StoreManifest(

@@ -21,6 +21,7 @@ import jsonschema
 
 from vdcbench.core.atomic_file import write_json_atomic
 from vdcbench.core.errors import VdcError
+from vdcbench.core.json_values import load_json_strict
 from vdcbench.core.stats import Spread, mean_or_none
 from vdcbench.protocol import PROTOCOL_DIR
 
@@ -201,7 +202,7 @@ class EvalRecord:
         """Read a record file, checked against the result schema: records feed entries, so a
         hand-edited or truncated one is refused here rather than averaged in."""
         try:
-            data = json.loads(Path(path).read_text())
+            data = load_json_strict(Path(path).read_bytes(), f"result record {path}")
             if data.get("format") == RECORD_FORMAT:   # other JSON is refused by from_dict
                 error = jsonschema.exceptions.best_match(_validator().iter_errors(data))
                 if error is not None:

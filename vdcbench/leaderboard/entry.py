@@ -30,6 +30,7 @@ import jsonschema
 
 from vdcbench.core.atomic_file import write_json_atomic
 from vdcbench.core.errors import VdcError
+from vdcbench.core.json_values import load_json_strict, parse_json_strict
 from vdcbench.core.stats import Spread
 from vdcbench.protocol import PROTOCOL_DIR, parse_track_id
 from vdcbench.evaluation.records import EvalRecord
@@ -253,7 +254,7 @@ class Entry:
         path = Path(root) / self.relative_path()
         if path.exists() and not replace:
             try:
-                same = json.loads(path.read_text()) == self.to_dict()
+                same = parse_json_strict(path.read_bytes()) == self.to_dict()
             except (OSError, ValueError):
                 same = False
             if not same:
@@ -270,11 +271,10 @@ class Entry:
 def read_json(path: str | os.PathLike[str], *, what: str = "") -> Any:
     """The JSON in ``path``; an unreadable file or bad JSON is one line naming ``what`` and it."""
     try:
-        return json.loads(Path(path).read_text())
+        text = Path(path).read_bytes()
     except OSError as exc:
         raise VdcError(f"cannot read {what}{os.fspath(path)}: {exc.strerror or exc}") from None
-    except ValueError as exc:
-        raise VdcError(f"{os.fspath(path)}: not JSON ({exc})") from None
+    return load_json_strict(text, os.fspath(path))
 
 
 # --------------------------------------------------------------------------------- schema

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from vdcbench.core.errors import VdcError
+from vdcbench.core.json_values import dumps_strict
 from vdcbench.evaluation.records import EvalRecord
 from vdcbench.leaderboard.entry import (ArchiveRef, Entry, MethodRef, NetResults, SeedResult,
                                         entry_id)
@@ -65,7 +66,8 @@ def submit(records: Sequence[EvalRecord], archive_path: str | os.PathLike[str], 
         results=net_results(records),
     )
     # Round-trip through the schema: what submit makes, validate accepts.
-    return Entry.from_dict(json.loads(json.dumps(entry.to_dict())), source=f"entry {entry.id}")
+    # dumps_strict: a NaN or infinity (a manifest's wall time) is refused, never written as text.
+    return Entry.from_dict(json.loads(dumps_strict(entry.to_dict())), source=f"entry {entry.id}")
 
 
 def one_measurement(records: Sequence[EvalRecord]) -> Measurement:

@@ -24,13 +24,13 @@ track are never ranked; they are listed apart with the reason.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from vdcbench.core.errors import VdcError
+from vdcbench.core.json_values import parse_json_strict
 from vdcbench.core.stats import Spread
 from vdcbench.leaderboard.entry import RANDOM_METHOD, Entry, NetResults
 from vdcbench.leaderboard.ties import compare
@@ -175,7 +175,7 @@ def load_teacher_sidecars(folder: Path | None) -> list[tuple[str, dict[str, Any]
     found = []
     for path in sorted(Path(folder).glob("*.json")):
         try:
-            data = json.loads(path.read_text())
+            data = parse_json_strict(path.read_bytes())
         except (OSError, ValueError) as exc:
             raise VdcError(f"cannot read teacher sidecar {path}: {exc}") from None
         if isinstance(data, dict) and data.get("kind") == "vdcbench-teacher" and "sha256" in data:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import platform
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,7 @@ from vdcbench.core.atomic_file import atomic_path, write_json_atomic
 from vdcbench.data.splits import (VideoSplit, class_members, dataset_sha256, open_split,
                                   validation_clips)
 from vdcbench.core.errors import VdcError
-from vdcbench.core.json_values import plain_json
+from vdcbench.core.json_values import load_json_strict, plain_json
 from vdcbench.core.paths import teacher_resume_dir, teachers_dir
 from vdcbench.models import build_net
 from vdcbench.models.flops import net_cost, training_gflops
@@ -151,8 +150,9 @@ def find_teacher(protocol: Protocol, dataset: str, net: str) -> Path | None:
 def teacher_sidecar(path: Path) -> TeacherSidecar:
     """The JSON sidecar of the teacher weights at ``path`` (as ``find_teacher`` returns it)."""
     sidecar_path = path.with_suffix(".json")
-    return TeacherSidecar.from_dict(json.loads(sidecar_path.read_text()),
-                                    source=f"teacher sidecar {sidecar_path}")
+    source = f"teacher sidecar {sidecar_path}"
+    return TeacherSidecar.from_dict(load_json_strict(sidecar_path.read_bytes(), source),
+                                    source=source)
 
 
 def load_teacher(protocol: Protocol, dataset: Dataset, net: str, device: str = "cpu") -> Teacher:

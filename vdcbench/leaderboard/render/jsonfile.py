@@ -33,4 +33,5 @@ def render_json(board: Leaderboard, plots: Mapping[str, Sequence[Plot]],
         "entries": [e.to_dict() for e in board.entries],
         "unranked": [{"entry": u.entry.id, "reason": u.reason} for u in board.unranked],
     }
-    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False,
+                      allow_nan=False) + "\n"
