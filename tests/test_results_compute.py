@@ -114,3 +114,41 @@ def test_old_records_without_optional_fields_still_load_and_round_trip():
     assert record.method.name == "random" and record.versions.to_dict() == data["versions"]
     assert record.versions.torch == "2.4.0" and record.versions.vdcbench is None
     assert record.to_dict() == data
+
+
+# Issue 16 item 9: 12 committed records predate torch_threads (and compute); displays say
+# "unknown" for them instead of implying a value.
+def _without_threads() -> list[Path]:
+    return sorted(p for p in COMMITTED.rglob("seed*.json")
+                  if "torch_threads" not in json.loads(p.read_text()))
+
+
+def test_twelve_committed_records_lack_a_thread_count_and_say_so_as_unknown():
+    from vdcbench.cli.evaluate import threads, tflop
+    old = _without_threads()
+    assert len(old) == 12
+    (cell,) = aggregate([EvalRecord.from_disk(p) for p in old[:3]])
+    assert cell.torch_threads == (None,) and cell.train_gflops is None
+    assert threads(cell.torch_threads) == "unknown" and tflop(cell.train_gflops) == "unknown"
+    assert threads((1, None)) == "1, unknown" and threads((1,)) == "1"
+
+
+def test_results_and_diff_show_an_unrecorded_thread_count_as_unknown(tmp_path):
+    from click.testing import CliRunner
+
+    from vdcbench.cli import main
+    from vdcbench.leaderboard.diff import diff
+    old = _without_threads()[0]
+    new = next(p for p in COMMITTED.rglob("seed*.json") if p not in _without_threads())
+    folder = tmp_path / "records"
+    for path in (old, new):
+        target = folder / path.relative_to(COMMITTED)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(path.read_bytes())
+    result = CliRunner().invoke(main, ["results", str(folder)], terminal_width=250)
+    assert result.exit_code == 0, result.output
+    archive, net = old.parts[-4][-12:][:8], old.parts[-3]
+    row = next(line for line in result.output.splitlines() if archive in line and net in line)
+    assert row.count("unknown") == 2 and " - " not in row   # compute and threads
+    threads = next(f for f in diff(old, new).fields if f.field == "torch threads")
+    assert threads.a == "unknown" and threads.b == "1"

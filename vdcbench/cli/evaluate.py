@@ -32,8 +32,14 @@ def parse_seeds(text: str) -> tuple[int, ...]:
 
 
 def tflop(gflops: float | None) -> str:
-    """Training compute for a table; records written before compute was kept show "-"."""
-    return "-" if gflops is None else f"{gflops / 1e3:.2f}"
+    """Training compute for a table; records written before compute was kept say "unknown"."""
+    return "unknown" if gflops is None else f"{gflops / 1e3:.2f}"
+
+
+def threads(counts: tuple[int | None, ...]) -> str:
+    """Torch thread counts for a table; a record written before they were kept says "unknown"
+    (it may have run with any count, so none is implied)."""
+    return ", ".join("unknown" if c is None else str(c) for c in counts) or "unknown"
 
 
 @click.command("evaluate")
@@ -81,13 +87,13 @@ def render_report(report: EvaluationReport) -> None:
     """The per-seed table, a summary line per net, and the cross-architecture table."""
     several = len(report.nets) > 1
     table = Table(*(("net",) if several else ()), "seed", "top-1 %", "top-5 %",
-                  "reference best top-1 %", "iterations", "train TFLOP", "wall s")
+                  "reference best top-1 %", "iterations", "train TFLOP", "threads", "wall s")
     for result in report.nets:
         for r in result.records:
             ref = "-" if r.reference_best_top1 is None else f"{r.reference_best_top1:.1f}"
             table.add_row(*((result.net,) if several else ()), str(r.key.seed), f"{r.top1:.2f}",
                           f"{r.top5:.2f}", ref, str(r.iterations), tflop(r.train_gflops),
-                          f"{r.wall_seconds:.0f}")
+                          threads((r.torch_threads,)), f"{r.wall_seconds:.0f}")
     out.print(table)
     what = report.archive.describe()
     for result in report.nets:
@@ -175,12 +181,12 @@ def _print_cells(records) -> None:
     from vdcbench.evaluation.records import aggregate
     cells = aggregate(records)
     table = Table("data set", "track", "method", "archive", "net", "labels", "variant",
-                  "top-1 %", "n", "ref. best top-1 %", "train TFLOP", "wall s")
+                  "top-1 %", "n", "ref. best top-1 %", "train TFLOP", "threads", "wall s")
     for c in cells:
         k = c.key
         ref = "-" if c.reference_best_top1_mean is None else f"{c.reference_best_top1_mean:.1f}"
-        variant = k.variant if c.official else f"{k.variant} (not official)"
+        variant = k.variant if c.official else f"{k.variant} (not official, {k.epochs} epochs)"
         table.add_row(k.dataset, k.track, c.method, k.archive_sha256[:8], k.net, k.label_strategy,
                       variant, format_mean_std(c.top1_mean, c.top1_std, c.n), str(c.n), ref,
-                      tflop(c.train_gflops), f"{c.wall_seconds:.0f}")
+                      tflop(c.train_gflops), threads(c.torch_threads), f"{c.wall_seconds:.0f}")
     out.print(table)

@@ -249,6 +249,9 @@ class Cell:
     official: bool
     wall_seconds: float
     train_gflops: float | None = None   # summed over seeds; None when a record predates it
+    # The distinct thread counts its records ran with; None for a record that does not say (written
+    # before records kept it), which a display shows as unknown rather than guess.
+    torch_threads: tuple[int | None, ...] = ()
 
     @property
     def n(self) -> int:
@@ -280,4 +283,6 @@ def _cell(members: list[EvalRecord]) -> Cell:
                     r.reference_best_top1 for r in members if r.reference_best_top1 is not None),
                 official=all(r.official for r in members),
                 wall_seconds=sum(r.wall_seconds for r in members),
-                train_gflops=summed_train_gflops(members))
+                train_gflops=summed_train_gflops(members),
+                torch_threads=tuple(sorted({r.torch_threads for r in members},
+                                           key=lambda t: (t is None, t or 0))))
