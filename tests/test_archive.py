@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
+import io
 import hashlib
 import json
 import os
@@ -17,6 +19,7 @@ from vdcbench.archive import (ArchiveError, ArchiveErrorCode, StorageLedger, rea
                               write_archive)
 from vdcbench.archive.manifest import SCHEMA_PATH, TensorSpec
 from vdcbench.archive.condensed import CondensedSet, MethodInfo
+from vdcbench.archive.timing import condensation_timing, read_timing, timing_path
 from vdcbench.core.errors import VdcError
 from vdcbench.protocol import load_protocol
 
@@ -71,7 +74,9 @@ def test_round_trip_preserves_tensors_and_metadata(tmp_path, dtype):
     assert torch.equal(out.labels, cs.labels)
     assert out.soft_labels is None
     assert (out.dataset, out.track, out.label_strategy) == ("synthetic", "ipc1-t8", "hard")
-    assert out.method == cs.method
+    # The wall time is not part of the archive (issue 16): it went to the timing sidecar.
+    assert out.method == dataclasses.replace(cs.method, wall_seconds=None)
+    assert read_timing(path, digest).wall_seconds == 1.5
     assert out.external_data == ("ImageNet-1k, teacher pretraining",) and out.external_weights == ()
     assert loaded.sha256 == digest == hashlib.sha256(path.read_bytes()).hexdigest()
     assert loaded.track.id == "ipc1-t8" and loaded.track.dataset.name == "synthetic"
@@ -139,6 +144,55 @@ def test_writing_is_deterministic(tmp_path, name):
     assert (tmp_path / "1" / name).read_bytes() == (tmp_path / "2" / name).read_bytes()
 
 
+@pytest.mark.parametrize("name", ["a.tar", "a.tar.gz"])
+def test_the_same_set_gives_the_same_bytes_whatever_the_wall_time(tmp_path, name):
+    # Issue 16 item 8: an archive's identity is what it holds, not how long it took to make.
+    first, second = tmp_path / "1" / name, tmp_path / "2" / name
+    first.parent.mkdir()
+    second.parent.mkdir()
+    method = make_set().method
+    d1 = write(make_set(method=dataclasses.replace(method, wall_seconds=0.25)), first)
+    d2 = write(make_set(method=dataclasses.replace(method, wall_seconds=97.0)), second)
+    assert d1 == d2 and first.read_bytes() == second.read_bytes()
+    with tarfile.open(first) as tar:
+        manifest = json.loads(tar.extractfile("manifest.json").read())
+    assert "wall_seconds" not in manifest["method"]
+    assert json.loads(timing_path(first).read_text()) == {
+        "format": "vdcbench-condensation-timing", "format_version": 1, "archive_sha256": d1,
+        "wall_seconds": 0.25, "device": "cpu"}
+    assert read_timing(second, d2).wall_seconds == 97.0
+    assert read_timing(second, "0" * 64) is None          # a sidecar of other bytes is not theirs
+
+
+def test_a_set_without_a_wall_time_writes_no_sidecar(tmp_path):
+    method = dataclasses.replace(make_set().method, wall_seconds=None)
+    digest = write(make_set(method=method), tmp_path / "a.tar")
+    assert not timing_path(tmp_path / "a.tar").exists()
+    assert read_timing(tmp_path / "a.tar", digest) is None
+
+
+def test_archives_with_the_wall_time_in_their_manifest_still_read(tmp_path):
+    # Every archive written before issue 16 (all of submissions/archives) carries it.
+    path = tmp_path / "a.tar"
+    write(make_set(n=2), path)
+    with tarfile.open(path) as tar:
+        members = [(m, tar.extractfile(m).read()) for m in tar.getmembers()]
+    legacy = tmp_path / "legacy.tar"
+    with tarfile.open(legacy, "w") as tar:
+        for info, data in members:
+            if info.name == "manifest.json":
+                manifest = json.loads(data)
+                manifest["method"]["wall_seconds"] = 2.75
+                data = (json.dumps(manifest, sort_keys=True, indent=2) + "\n").encode()
+                info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    loaded = read_archive(legacy)
+    assert loaded.condensed.method.wall_seconds == 2.75
+    assert loaded.manifest.to_dict()["method"]["wall_seconds"] == 2.75
+    timing = condensation_timing(legacy, loaded.sha256, loaded.manifest.method)
+    assert (timing.wall_seconds, timing.device) == (2.75, "cpu")
+
+
 def test_tar_layout_is_canonical(tmp_path):
     write(soft_set(), tmp_path / "a.tar")
     with tarfile.open(tmp_path / "a.tar") as tar:
@@ -161,8 +215,7 @@ def test_manifest_matches_the_published_schema(tmp_path):
     assert manifest["num_classes"] == K
     assert set(manifest["members"]) == {"videos.safetensors", "labels.safetensors"}
     assert manifest["method"] == {"name": "random", "kind": "selection",
-                                  "config": {"ipc": 1, "note": "é"}, "seed": 3,
-                                  "wall_seconds": 1.5, "device": "cpu"}
+                                  "config": {"ipc": 1, "note": "é"}, "seed": 3, "device": "cpu"}
     assert set(manifest["created_with"]) == {"vdcbench", "torch"}
 
 

@@ -228,18 +228,63 @@ def test_member_larger_than_the_track_allows(tmp_path):
 
 @refuses(Code.COMPRESSION_RATIO)
 def test_tar_bomb(tmp_path):
-    members = forge(videos_bytes=bytes(8 << 20))        # compresses about 1000:1
+    # 2 MiB is within what ipc1-t8 may hold (3 MB), but compresses about 1000:1.
+    members = forge(videos_bytes=bytes(2 << 20))
     path = put(tmp_path, tar_bytes(members, gz=True), "bomb.tar.gz")
-    assert path.stat().st_size < 100 << 10
+    assert path.stat().st_size < 20 << 10
     refused(path, Code.COMPRESSION_RATIO)
 
 
-def test_bomb_before_the_manifest_is_stopped_too(tmp_path):
+@refuses(Code.MANIFEST_NOT_FIRST)
+@pytest.mark.parametrize("gz", [False, True], ids=["tar", "gzip"])
+def test_bomb_before_the_manifest_is_refused_at_its_header(tmp_path, gz):
+    # Issue 16 items 1-2: nothing is read before the manifest names the track's budget.
     members = forge(videos_bytes=bytes(8 << 20))
     bomb = [entry("videos.safetensors", members["videos.safetensors"]),
             entry("manifest.json", members["manifest.json"]),
             entry("labels.safetensors", members["labels.safetensors"])]
-    refused(put(tmp_path, tar_bytes(bomb, gz=True), "bomb.tgz"), Code.COMPRESSION_RATIO)
+    err = refused(put(tmp_path, tar_bytes(bomb, gz=gz), "bomb.tgz"), Code.MANIFEST_NOT_FIRST)
+    assert "'videos.safetensors'; manifest.json must be the first member" in str(err)
+
+
+@pytest.mark.parametrize("first", ["labels.safetensors", "notes.txt"])
+def test_manifest_last_is_refused(tmp_path, first):
+    members = valid_members()
+    entries = [entry(first, members.get(first, b"hi"))]
+    entries += [entry(k, v) for k, v in members.items() if k != first]
+    entries.append(entries.pop(1))                      # the manifest, now last
+    refused(put(tmp_path, tar_bytes(entries)), Code.MANIFEST_NOT_FIRST)
+
+
+def test_a_member_larger_than_the_track_allows_is_refused_before_its_data(tmp_path):
+    # The manifest agrees with the member (1 GiB declared), but no ipc1-t8 archive needs it: the
+    # reader refuses from the tar header, so even a gzip stream of 1 GiB costs nothing.
+    members = valid_members()
+    manifest = json.loads(members["manifest.json"])
+    manifest["members"]["videos.safetensors"]["bytes"] = 1 << 30
+    text = json.dumps(manifest).encode()
+    head, _ = entry("manifest.json", text)
+    info, _ = entry("videos.safetensors")
+    info.size = 1 << 30
+    raw = (head.tobuf(tarfile.GNU_FORMAT) + text + bytes(-len(text) % 512)
+           + info.tobuf(tarfile.GNU_FORMAT) + bytes(4096))
+    path = put(tmp_path, raw, "big.tar")
+    err = refused(path, Code.EXPANSION_LIMIT)
+    assert "no valid archive for synthetic/ipc1-t8 needs more than" in str(err)
+
+
+def test_a_huge_extended_header_is_refused_without_reading_it(tmp_path):
+    members = valid_members()
+    info, data = entry("videos.safetensors", members["videos.safetensors"])
+    info.pax_headers = {"comment": "x" * (9 << 20)}
+    entries = [entry("manifest.json", members["manifest.json"]), (info, data),
+               entry("labels.safetensors", members["labels.safetensors"])]
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for i, d in entries:
+            tar.addfile(i, io.BytesIO(d))
+    err = refused(put(tmp_path, buf.getvalue()), Code.CORRUPT_TAR)
+    assert "extended header" in str(err)
 
 
 # -- members -----------------------------------------------------------------------------------
@@ -298,7 +343,9 @@ def test_unexpected_members_are_refused(tmp_path, name):
 def test_missing_members_are_refused(tmp_path, name):
     members = valid_members()
     del members[name]
-    refused(put(tmp_path, tar_bytes(members)), Code.MISSING_MEMBER)
+    # Without its manifest, an archive starts with some other member.
+    code = Code.MANIFEST_NOT_FIRST if name == "manifest.json" else Code.MISSING_MEMBER
+    refused(put(tmp_path, tar_bytes(members)), code)
 
 
 def test_empty_tar_is_missing_everything(tmp_path):
@@ -322,12 +369,13 @@ def test_tampered_tensor_bytes(tmp_path):
 
 
 @refuses(Code.SIZE_MISMATCH)
-@pytest.mark.parametrize("manifest_first", [True, False])
-def test_member_size_differs_from_the_manifest(tmp_path, manifest_first):
+@pytest.mark.parametrize("tensors_order", ["videos-first", "labels-first"])
+def test_member_size_differs_from_the_manifest(tmp_path, tensors_order):
     members = valid_members()
     members["labels.safetensors"] += b"\0" * 8
-    if not manifest_first:
-        members = {"labels.safetensors": members.pop("labels.safetensors"), **members}
+    if tensors_order == "labels-first":
+        members = {"manifest.json": members.pop("manifest.json"),
+                   "labels.safetensors": members.pop("labels.safetensors"), **members}
     refused(put(tmp_path, tar_bytes(members)), Code.SIZE_MISMATCH)
 
 
@@ -452,8 +500,19 @@ def test_tensor_dtype_outside_the_contract(tmp_path):
 
 
 def test_integer_videos_are_refused(tmp_path):
+    # The schema's dtype enum for videos leaves out int64, as the reader does.
     cs = make_set(videos=torch.zeros((2, 3, T, S, S), dtype=torch.int64))
-    refused(put(tmp_path, tar_bytes(forge(cs))), Code.BAD_DTYPE)
+    refused(put(tmp_path, tar_bytes(forge(cs))), Code.SCHEMA)
+    manifest = forge(cs, edit=lambda m: m["tensors"]["videos"].update(dtype="uint8"))
+    refused(put(tmp_path, tar_bytes(manifest)), Code.BAD_DTYPE)   # declared uint8, stored I64
+
+
+@pytest.mark.parametrize("tensor,dtype", [("labels", "float32"), ("soft_labels", "int64")])
+def test_the_schema_refuses_label_dtypes_the_reader_refuses(tmp_path, tensor, dtype):
+    soft = torch.zeros((2, K)) if tensor == "soft_labels" else None
+    cs = make_set(soft=soft, strategy="soft" if soft is not None else "hard")
+    edit = lambda m: m["tensors"][tensor].update(dtype=dtype)     # noqa: E731
+    refused(put(tmp_path, tar_bytes(forge(cs, edit=edit))), Code.SCHEMA)
 
 
 def test_dtype_differs_from_the_manifest(tmp_path):
@@ -485,7 +544,40 @@ def test_label_count_differs_from_video_count(tmp_path):
 
 def test_four_dimensional_videos(tmp_path):
     cs = make_set(videos=torch.zeros((2, 3, T, S), dtype=torch.uint8))
-    refused(put(tmp_path, tar_bytes(forge(cs))), Code.BAD_SHAPE)
+    refused(put(tmp_path, tar_bytes(forge(cs))), Code.SCHEMA)         # the schema says 5 dims
+    manifest = forge(cs, edit=lambda m: m["tensors"]["videos"].update(shape=[2, 3, T, S, 1]))
+    refused(put(tmp_path, tar_bytes(manifest)), Code.BAD_SHAPE)       # the header says 4
+
+
+@refuses(Code.FLOAT_RANGE)
+@pytest.mark.parametrize("scale,shown", [(255.0, "255"), (-3.0, "-3")])
+def test_float_frames_outside_pixel_scale(tmp_path, scale, shown):
+    # Issue 16 item 3: a writer that forgot to divide by 255 (or normalised by mean and std).
+    videos = torch.rand((2, 3, T, S, S))
+    videos[1, 0, 0, 0, 0] = scale
+    err = refused(put(tmp_path, tar_bytes(forge(make_set(videos=videos)))), Code.FLOAT_RANGE)
+    assert f"float frames reach {shown}: store pixel scale [0, 1]" in str(err)
+    with pytest.raises(ArchiveError) as caught:                   # nor can it be written
+        write_archive(make_set(videos=videos), tmp_path / "w.tar", protocol=PROTOCOL)
+    assert caught.value.code is Code.FLOAT_RANGE
+
+
+@pytest.mark.parametrize("low,high", [(-1.0, 2.0), (-0.4, 1.3)])
+def test_unclamped_synthesised_frames_within_the_tolerance_are_accepted(tmp_path, low, high):
+    videos = torch.rand((2, 3, T, S, S), dtype=torch.float32).to(torch.float16)
+    videos[0, 0, 0, 0, 0], videos[1, 2, 7, 55, 55] = low, high
+    assert read_archive(put(tmp_path, tar_bytes(forge(make_set(videos=videos)))))
+
+
+@pytest.mark.parametrize("number", ["1e400", "-1e400", "NaN", "Infinity", "1" + "0" * 400])
+def test_non_finite_numbers_in_the_manifest(tmp_path, number):
+    # Issue 16 item 4: Python would read 1e400 as infinity.
+    members = valid_members()
+    text = members["manifest.json"].decode()
+    members["manifest.json"] = text.replace('"seed": null', f'"seed": null, "wall_seconds": '
+                                            f'{number}').encode()
+    assert members["manifest.json"] != text.encode()
+    refused(put(tmp_path, tar_bytes(members)), Code.MANIFEST_NOT_JSON)
 
 
 @refuses(Code.NON_FINITE)

@@ -35,6 +35,7 @@ class ArchiveErrorCode(enum.Enum):
     HASH_MISMATCH = "hash-mismatch"
     SIZE_MISMATCH = "size-mismatch"
     # The manifest.
+    MANIFEST_NOT_FIRST = "manifest-not-first"
     MANIFEST_TOO_LARGE = "manifest-too-large"
     MANIFEST_NOT_JSON = "manifest-not-json"
     SCHEMA = "schema"
@@ -48,6 +49,7 @@ class ArchiveErrorCode(enum.Enum):
     BAD_DTYPE = "bad-dtype"
     BAD_SHAPE = "bad-shape"
     NON_FINITE = "non-finite"
+    FLOAT_RANGE = "float-range"
     LABEL_OUT_OF_RANGE = "label-out-of-range"
     SOFT_LABEL_CLASSES = "soft-label-classes"
     LABEL_STRATEGY = "label-strategy"

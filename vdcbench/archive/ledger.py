@@ -25,6 +25,10 @@ SOFT_LABEL_DTYPE = torch.float32
 # The protocol's label source whose labels are stored in the archive as (N, K) soft labels.
 SOFT_LABEL_SOURCE = LabelSource.ARCHIVE_LOGITS
 CHANNELS = 3
+# Float frames are pixel scale [0, 1]. Synthesised frames may stray past it (nothing clamps an
+# optimiser), but a frame beyond this band is a writer's mistake (0-255 stored as float, or a
+# normalised mean/std scale), not a distilled image; it would be scored on the wrong scale.
+FLOAT_PIXEL_TOLERANCE = (-1.0, 2.0)
 
 
 def budget_track(protocol: Protocol, dataset: str, track_id: str,
@@ -72,8 +76,8 @@ def check_budget(cs: CondensedSet, track: Track, protocol: Protocol, *, subject:
     _check_dtypes(cs, subject)
     _check_shapes(cs, track, subject)
     _check_labels(cs, track, subject)
-    if cs.videos.is_floating_point() and not _all_finite(cs.videos):
-        raise _refuse(ArchiveErrorCode.NON_FINITE, subject, "videos contain NaN or Inf values")
+    if cs.videos.is_floating_point():
+        _check_float_frames(cs.videos, subject)
     if cs.soft_labels is not None and not _all_finite(cs.soft_labels):
         raise _refuse(ArchiveErrorCode.NON_FINITE, subject, "soft labels contain NaN or Inf values")
 
@@ -156,6 +160,29 @@ def _check_labels(cs: CondensedSet, track: Track, subject: str) -> None:
         raise _refuse(ArchiveErrorCode.BUDGET_IPC, subject,
                       f"class {worst} has {int(counts[worst])} instances; track {track.id} allows "
                       f"at most {track.ipc} per class")
+
+
+def _check_float_frames(videos: torch.Tensor, subject: str) -> None:
+    """Finite and within ``FLOAT_PIXEL_TOLERANCE``, one instance at a time."""
+    low, high = FLOAT_PIXEL_TOLERANCE
+    seen_low, seen_high = float("inf"), float("-inf")
+    for row in _rows(videos):
+        finite = (np.isfinite(row) if isinstance(row, np.ndarray) else torch.isfinite(row)).all()
+        if not bool(finite):
+            raise _refuse(ArchiveErrorCode.NON_FINITE, subject, "videos contain NaN or Inf values")
+        seen_low, seen_high = min(seen_low, float(row.min())), max(seen_high, float(row.max()))
+    worst = seen_high if seen_high > high else seen_low if seen_low < low else None
+    if worst is not None:
+        raise _refuse(ArchiveErrorCode.FLOAT_RANGE, subject,
+                      f"float frames reach {worst:g}: store pixel scale [0, 1] (synthesised "
+                      f"frames may stray to [{low:g}, {high:g}], no further)")
+
+
+def _rows(tensor: torch.Tensor):
+    # CPU tensors go through numpy: its single-threaded kernels beat torch's thread pool by two
+    # orders of magnitude when the cores are shared with training runs.
+    rows = tensor.detach()
+    return rows.numpy() if rows.device.type == "cpu" else rows
 
 
 def _all_finite(tensor: torch.Tensor) -> bool:

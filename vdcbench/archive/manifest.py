@@ -7,8 +7,11 @@ canonical encoding that keeps written archives byte-identical.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
+import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -83,6 +86,10 @@ class Manifest:
     ``to_dict`` gives the JSON back exactly (the committed archives' manifests re-encode to their
     own bytes). ``format`` and ``format_version`` are constants, so they are not fields.
     ``created_with`` stays a mapping: it is provenance, shown, never dispatched on.
+
+    ``method.wall_seconds`` is written only when set, and the writer never sets it (see
+    ``manifest_of``): archives written before issue 16 carry it and keep it; a legacy manifest
+    that spelt it ``null`` re-encodes without the key.
     """
 
     protocol_version: int
@@ -100,6 +107,11 @@ class Manifest:
 
     def to_dict(self) -> dict[str, Any]:
         m = self.method
+        method: dict[str, Any] = {"name": m.name, "kind": m.kind.value, "config": dict(m.config),
+                                  "seed": m.seed}
+        if m.wall_seconds is not None:
+            method["wall_seconds"] = m.wall_seconds
+        method["device"] = m.device
         return {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -108,14 +120,7 @@ class Manifest:
             "track": self.track,
             "label_strategy": self.label_strategy,
             "num_classes": self.num_classes,
-            "method": {
-                "name": m.name,
-                "kind": m.kind.value,
-                "config": dict(m.config),
-                "seed": m.seed,
-                "wall_seconds": m.wall_seconds,
-                "device": m.device,
-            },
+            "method": method,
             "external_data": list(self.external_data),
             "external_weights": list(self.external_weights),
             "tensors": {name: spec.to_dict() for name, spec in self.tensors.items()},
@@ -133,7 +138,7 @@ class Manifest:
             dataset=data["dataset"], track=data["track"], label_strategy=data["label_strategy"],
             num_classes=data["num_classes"],
             method=MethodInfo(name=m["name"], kind=m["kind"], config=m["config"], seed=m["seed"],
-                              wall_seconds=m["wall_seconds"], device=m["device"]),
+                              wall_seconds=m.get("wall_seconds"), device=m["device"]),
             external_data=tuple(data["external_data"]),
             external_weights=tuple(data["external_weights"]),
             tensors=MappingProxyType({n: TensorSpec(dtype=t["dtype"], shape=tuple(t["shape"]))
@@ -150,14 +155,17 @@ def tensor_entry(tensor: torch.Tensor) -> dict[str, Any]:
 
 def manifest_of(cs: CondensedSet, *, protocol: Protocol, num_classes: int,
                 members: dict[str, tuple[str, int]]) -> Manifest:
-    """``members``: tensor member name -> (sha256, bytes)."""
+    """``members``: tensor member name -> (sha256, bytes).
+
+    The method's wall time is left out: the same set must give the same bytes, whatever the
+    condensation took (the writer records the time beside the archive instead)."""
     tensors = {"videos": TensorSpec.of(cs.videos), "labels": TensorSpec.of(cs.labels)}
     if cs.soft_labels is not None:
         tensors["soft_labels"] = TensorSpec.of(cs.soft_labels)
     return Manifest(
         protocol_version=protocol.version, protocol_sha256=protocol.sha256,
         dataset=cs.dataset, track=cs.track, label_strategy=cs.label_strategy,
-        num_classes=num_classes, method=cs.method, external_data=tuple(cs.external_data),
+        num_classes=num_classes, method=dataclasses.replace(cs.method, wall_seconds=None), external_data=tuple(cs.external_data),
         external_weights=tuple(cs.external_weights), tensors=MappingProxyType(tensors),
         members=MappingProxyType({name: MemberSpec(sha256=sha, bytes=size)
                                   for name, (sha, size) in members.items()}),
@@ -190,6 +198,22 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"non-standard JSON constant {name}")
 
 
+def _finite_float(text: str) -> float:
+    # Python reads 1e400 as infinity; a manifest must not smuggle in what NaN/Infinity cannot.
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:40]} overflows to infinity")
+    return value
+
+
+def _float_sized_int(text: str) -> int:
+    # An integer beyond a double's range is exact here but becomes infinity in the first sum.
+    value = int(text)
+    if len(text) > 300 and abs(value) > sys.float_info.max:
+        raise ValueError(f"number {text[:40]}... overflows a float")
+    return value
+
+
 def reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     # Two parsers that disagree on which duplicate wins could be shown two different manifests.
     out: dict[str, Any] = {}
@@ -205,7 +229,8 @@ def parse_manifest(data: bytes, *, subject: str) -> dict[str, Any]:
     try:
         text = data.decode("utf-8")
         manifest = json.loads(text, object_pairs_hook=reject_duplicate_keys,
-                              parse_constant=_refuse_constant)
+                              parse_constant=_refuse_constant, parse_float=_finite_float,
+                              parse_int=_float_sized_int)
     except (UnicodeDecodeError, ValueError, RecursionError) as err:
         detail = str(err)[:_MAX_SCHEMA_MESSAGE]
         raise ArchiveError(ArchiveErrorCode.MANIFEST_NOT_JSON,

@@ -4,9 +4,21 @@ Members are read from the tar stream into memory, never extracted. Every byte th
 yields (tar headers, skipped members, padding included) is counted by ``_MeteredStream``, which
 refuses as soon as the count passes the smaller of two ceilings: ``max_compression_ratio`` x the
 file's size, and the track's allowance (``max_expansion`` x its float32 frame and label budget).
-The track is known only once the manifest is read, so until then the allowance is the largest of
-any track the protocol defines. The writer puts the manifest first, so in practice the tight
-allowance governs every tensor byte.
+
+``manifest.json`` must be the first member (``MANIFEST_NOT_FIRST`` otherwise), so the track is
+known before a tensor byte is read: until then only the manifest's 1 MiB and tar structure may
+pass. Memory is bounded by the declared track, whatever the upload (``memory_bound``):
+
+    peak <= F + L + max_manifest_bytes + WORKING_MEMORY       (above the process's baseline)
+
+with F = 8 + 64 KiB + IPC x classes x 3 x T x H x W x 4 (the largest valid videos member: the
+frame budget as float32 plus its safetensors header), L = 8 + 64 KiB + IPC x classes x
+(8 + 4 x classes) (the largest valid labels member) and WORKING_MEMORY = 128 MiB (read chunks,
+tar and gzip state, the parsed manifest, one instance of the value checks). A tensor member
+larger than its F or L is refused from its tar header, before its data is read; the members are
+read into one buffer each, and the tensors are views of those buffers, never copies. For
+synthetic ipc1-t8 the bound is 131 MiB + 4 MiB; for UCF101 ipc50-t8 it is about 1.2 GiB + 129
+MiB. ``protocol/FORMAT.md`` states the same figure for writers.
 
 Every failure leaves as an ``ArchiveError`` with an ``ArchiveErrorCode``; any other exception
 escaping ``read_archive`` is a bug.
@@ -21,18 +33,18 @@ import math
 import os
 import re
 import stat
+import sys
 import tarfile
 import zlib
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
-import safetensors.torch
 import torch
 
 from vdcbench.archive.errors import ArchiveError, ArchiveErrorCode
 from vdcbench.archive.ledger import StorageLedger, budget_track, check_budget
 from vdcbench.archive.manifest import (LABELS_MEMBER, MANIFEST_MEMBER, MEMBERS, SAFETENSORS_DTYPES,
-                                       VIDEOS_MEMBER, Manifest, parse_manifest,
+                                       TENSOR_MEMBERS, VIDEOS_MEMBER, Manifest, parse_manifest,
                                        reject_duplicate_keys)
 from vdcbench.archive.condensed import CondensedSet
 from vdcbench.core.errors import VdcError
@@ -45,7 +57,12 @@ Code = ArchiveErrorCode
 STRUCTURE_ALLOWANCE = 1 << 20
 # A safetensors header for the two or three tensors of an archive is a few hundred bytes.
 MAX_SAFETENSORS_HEADER = 64 << 10
+# Also the largest single read: tarfile reads a pax or GNU long-name header whole, so a larger
+# request is a header claiming more than any archive needs.
 READ_CHUNK = 8 << 20
+# What the reader holds besides the members' buffers: a few read chunks, gzip and tar state, the
+# parsed manifest (Python objects of up to 1 MiB of JSON) and one instance under value checks.
+WORKING_MEMORY = 128 << 20
 HASH_CHUNK = 4 << 20
 GZIP_MAGIC = b"\x1f\x8b"
 OTHER_COMPRESSIONS = {b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz", b"\x28\xb5\x2f\xfd": "zstd"}
@@ -53,6 +70,8 @@ BLOCK = tarfile.BLOCKSIZE
 EXPECTED_TENSORS = {VIDEOS_MEMBER: ({"videos"}, set()),
                     LABELS_MEMBER: ({"labels"}, {"soft_labels"})}
 _ITEM_BYTES = {"uint8": 1, "float16": 2, "float32": 4, "int64": 8}
+_TORCH_DTYPES = {"uint8": torch.uint8, "float16": torch.float16, "float32": torch.float32,
+                 "int64": torch.int64}
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
 
@@ -131,17 +150,21 @@ def expansion_allowance(track: Track, limits: ArchiveLimits) -> int:
             + STRUCTURE_ALLOWANCE)
 
 
-def _largest_allowance(protocol: Protocol) -> int:
-    """The allowance before the manifest names a track: the largest any track of ``protocol``
-    has. Data sets whose class count comes from the user's collection have no fixed budget and
-    are covered once their manifest is read."""
-    best = 0
-    for ds in protocol.datasets.values():
-        if ds.num_classes <= 0:
-            continue
-        for track_id in protocol.track_ids(include_temporal=True):
-            best = max(best, expansion_allowance(protocol.track(ds, track_id), protocol.archive))
-    return best or protocol.archive.max_manifest_bytes + STRUCTURE_ALLOWANCE
+def member_limit(track: Track, member: str) -> int:
+    """The largest ``member`` a valid archive for ``track`` can hold: its full instance budget at
+    the widest dtype (float32 frames; int64 labels and float32 soft labels), plus the largest
+    safetensors header the reader accepts."""
+    n = track.max_instances
+    payload = (n * 3 * track.frames * track.height * track.width * 4 if member == VIDEOS_MEMBER
+               else n * (8 + 4 * track.num_classes))
+    return 8 + MAX_SAFETENSORS_HEADER + payload
+
+
+def memory_bound(track: Track, limits: ArchiveLimits) -> int:
+    """Bytes ``read_archive`` holds at its peak, above the process's baseline, for any archive
+    whose manifest declares ``track`` (see the module docstring)."""
+    return (member_limit(track, VIDEOS_MEMBER) + member_limit(track, LABELS_MEMBER)
+            + limits.max_manifest_bytes + WORKING_MEMORY)
 
 
 class _MeteredStream:
@@ -216,10 +239,17 @@ class _MeteredStream:
         return offset
 
     def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0 or size > READ_CHUNK:
+            # Only tarfile asks for more, for an extended (pax, GNU long-name) header it would
+            # hold whole: no archive needs one this large.
+            raise ArchiveError(Code.CORRUPT_TAR,
+                               f"{self._label}: a tar extended header claims "
+                               f"{'all remaining' if size is None or size < 0 else size} bytes "
+                               f"(more than {READ_CHUNK})")
         room = self._ceiling() - self._pos
         # One byte beyond the ceiling is enough to prove it is crossed, without decompressing
         # (or allocating) whatever a header claims.
-        want = room + 1 if size is None or size < 0 else min(size, room + 1)
+        want = min(size, room + 1)
         data = self._guard(self._source.read, max(want, 0))
         self.last_read_at, self.last_read = self._pos, data
         self._pos += len(data)
@@ -240,6 +270,20 @@ class _MeteredStream:
 
 
 @dataclass
+class _Member:
+    """A tensor member as read: its safetensors framing (length and JSON header, when the length
+    is plausible) and the tensor data in one buffer that the loaded tensors share."""
+
+    head: bytes
+    body: bytearray
+    sha256: str
+
+    @property
+    def size(self) -> int:
+        return len(self.head) + len(self.body)
+
+
+@dataclass
 class _Reading:
     raw: BinaryIO
     label: str
@@ -248,11 +292,11 @@ class _Reading:
     protocol: Protocol | None
     limits: ArchiveLimits | None = None      # the gate protocol's, then the manifest's
     stream: _MeteredStream | None = None
-    data: dict[str, bytes] = field(default_factory=dict)
-    sizes: dict[str, int] = field(default_factory=dict)
+    members: dict[str, _Member] = field(default_factory=dict)
     seen: set[str] = field(default_factory=set)
     unexpected: list[str] = field(default_factory=list)
     manifest: dict[str, Any] | None = None
+    manifest_bytes: int = 0
     resolved: Protocol | None = None
     track: Track | None = None
 
@@ -270,10 +314,12 @@ class _Reading:
                 raise self.refuse(Code.NOT_A_TAR, f"is {name}-compressed; only plain tar and gzip "
                                                   "tar are accepted")
         source: BinaryIO = gzip.GzipFile(fileobj=self.raw, mode="rb") if compressed else self.raw
+        # Until the manifest names the track, only the manifest and tar structure may pass.
         self.stream = _MeteredStream(
             source, label=self.label, file_bytes=self.file_bytes, compressed=compressed,
-            ratio=self.limits.max_compression_ratio, allowance=_largest_allowance(gate),
-            allowance_reason="the most any track of the protocol allows")
+            ratio=self.limits.max_compression_ratio,
+            allowance=self.limits.max_manifest_bytes + STRUCTURE_ALLOWANCE,
+            allowance_reason=f"the most allowed before {MANIFEST_MEMBER} is read")
         try:
             self._scan(compressed)
         except tarfile.ReadError as err:
@@ -295,8 +341,10 @@ class _Reading:
         tar = tarfile.TarFile(fileobj=self.stream, mode="r")
         while (member := tar.next()) is not None:
             self._admit(member)
-            if member.name in MEMBERS:
-                self._take(tar, member)
+            if member.name == MANIFEST_MEMBER:
+                self._take_manifest(tar, member)
+            elif member.name in MEMBERS:
+                self._take_tensors(tar, member)
         self._check_end(tar.offset)
         if compressed:
             # Verifies the gzip trailer (CRC, length) and refuses data hidden after the tar.
@@ -305,8 +353,10 @@ class _Reading:
             raise self.refuse(Code.UNEXPECTED_MEMBER,
                               f"unexpected member {self.unexpected[0]!r} (an archive holds exactly "
                               f"{', '.join(MEMBERS)})")
-        for name in MEMBERS:
-            if name not in self.data:
+        if self.manifest is None:
+            raise self.refuse(Code.MISSING_MEMBER, f"member {MANIFEST_MEMBER!r} is missing")
+        for name in TENSOR_MEMBERS:
+            if name not in self.members:
                 raise self.refuse(Code.MISSING_MEMBER, f"member {name!r} is missing")
 
     def _admit(self, member: tarfile.TarInfo) -> None:
@@ -324,6 +374,12 @@ class _Reading:
         if not member.isreg() or member.issparse():
             raise self.refuse(Code.SPECIAL_MEMBER,
                               f"member {name!r} is a {_kind(member)}, not a regular file")
+        if not self.seen and name != MANIFEST_MEMBER:
+            # The manifest names the track, and with it how much may be read: nothing is read
+            # before it, so a large member ahead of it cannot cost memory.
+            raise self.refuse(Code.MANIFEST_NOT_FIRST,
+                              f"first member is {name!r}; {MANIFEST_MEMBER} must be the first "
+                              "member")
         if name in self.seen:
             raise self.refuse(Code.DUPLICATE_MEMBER, f"member {name!r} appears more than once")
         if member.size < 0:
@@ -334,27 +390,55 @@ class _Reading:
         if name not in MEMBERS:
             self.unexpected.append(name)
 
-    def _take(self, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
-        name = member.name
-        if name == MANIFEST_MEMBER and member.size > self.limits.max_manifest_bytes:
+    def _take_manifest(self, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
+        if member.size > self.limits.max_manifest_bytes:
             raise self.refuse(Code.MANIFEST_TOO_LARGE,
                               f"{MANIFEST_MEMBER} is {member.size} bytes; the limit is "
                               f"{self.limits.max_manifest_bytes}")
-        if self.manifest is not None and name != MANIFEST_MEMBER:
-            self._check_size(name, member.size)
         self.stream.check_ahead(member.offset_data + member.size)
         fh = tar.extractfile(member)
-        chunks, remaining = [], member.size
+        data = self._read_exact(fh, member.name, member.size)
+        self.manifest_bytes = member.size
+        self._accept_manifest(data)
+
+    def _take_tensors(self, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
+        name, size = member.name, member.size
+        limit = member_limit(self.track, name)
+        if size > limit:
+            raise self.refuse(Code.EXPANSION_LIMIT,
+                              f"member {name!r} is {size} bytes; no valid archive for "
+                              f"{self.track.dataset.name}/{self.track.id} needs more than {limit}")
+        self._check_size(name, size)
+        self.stream.check_ahead(member.offset_data + size)
+        fh = tar.extractfile(member)
+        sha = hashlib.sha256()
+        head = self._read_exact(fh, name, min(size, 8))
+        length = int.from_bytes(head, "little") if len(head) == 8 else -1
+        if 0 <= length <= min(MAX_SAFETENSORS_HEADER, size - 8):
+            head += self._read_exact(fh, name, length)
+        sha.update(head)
+        # One buffer of the member's exact (already bounded) size, filled in place: the tensors
+        # become views of it, so the data is held once.
+        body = bytearray(size - len(head))
+        view, position = memoryview(body), 0
+        while position < len(body):
+            got = fh.readinto(view[position:position + READ_CHUNK])
+            if not got:
+                raise self.refuse(Code.TRUNCATED, f"member {name!r} ends early (truncated?)")
+            sha.update(view[position:position + got])
+            position += got
+        view.release()
+        self.members[name] = _Member(head=head, body=body, sha256=sha.hexdigest())
+
+    def _read_exact(self, fh: BinaryIO, name: str, size: int) -> bytes:
+        chunks, remaining = [], size
         while remaining:
             chunk = fh.read(min(remaining, READ_CHUNK))
             if not chunk:
                 raise self.refuse(Code.TRUNCATED, f"member {name!r} ends early (truncated?)")
             chunks.append(chunk)
             remaining -= len(chunk)
-        self.data[name] = b"".join(chunks)
-        self.sizes[name] = member.size
-        if name == MANIFEST_MEMBER:
-            self._accept_manifest(self.data[name])
+        return b"".join(chunks)
 
     def _check_end(self, offset: int) -> None:
         # tarfile ends quietly at a short or invalid header; only an all-zero block is the
@@ -391,16 +475,10 @@ class _Reading:
                              manifest["num_classes"], subject=self.label)
         self.manifest, self.resolved, self.track = manifest, protocol, track
         self.limits = protocol.archive
-        if len(self.seen) > self.limits.max_members:
-            raise self.refuse(Code.TOO_MANY_MEMBERS,
-                              f"has more than {self.limits.max_members} members")
         self.stream.set_allowance(
             expansion_allowance(track, protocol.archive),
             f"{protocol.archive.max_expansion}x the float32 budget of "
             f"{track.dataset.name}/{track.id}")
-        for name, size in self.sizes.items():
-            if name != MANIFEST_MEMBER:
-                self._check_size(name, size)
 
     def _check_size(self, name: str, size: int) -> None:
         declared = self.manifest["members"][name]["bytes"]
@@ -412,14 +490,13 @@ class _Reading:
 
     def _assemble(self) -> LoadedArchive:
         manifest, protocol, track = self.manifest, self.resolved, self.track
-        for name in (VIDEOS_MEMBER, LABELS_MEMBER):
-            self._check_size(name, len(self.data[name]))
-            if hashlib.sha256(self.data[name]).hexdigest() != manifest["members"][name]["sha256"]:
+        for name in TENSOR_MEMBERS:
+            if self.members[name].sha256 != manifest["members"][name]["sha256"]:
                 raise self.refuse(Code.HASH_MISMATCH,
                                   f"member {name!r} sha256 does not match the manifest")
         tensors: dict[str, torch.Tensor] = {}
-        for name in (VIDEOS_MEMBER, LABELS_MEMBER):
-            tensors.update(self._load_tensors(name, self.data[name]))
+        for name in TENSOR_MEMBERS:
+            tensors.update(self._load_tensors(name, self.members[name]))
         typed = Manifest.from_dict(manifest)
         cs = CondensedSet(
             videos=tensors["videos"],
@@ -433,13 +510,13 @@ class _Reading:
             external_weights=typed.external_weights,
         )
         check_budget(cs, track, protocol, subject=self.label)
-        ledger = StorageLedger.measure(cs, num_classes=track.num_classes,
-                                       stored_bytes=sum(len(d) for d in self.data.values()),
+        stored = self.manifest_bytes + sum(m.size for m in self.members.values())
+        ledger = StorageLedger.measure(cs, num_classes=track.num_classes, stored_bytes=stored,
                                        archive_bytes=self.file_bytes)
         return LoadedArchive(condensed=cs, manifest=typed, sha256=self.sha256, ledger=ledger,
                              track=track, protocol=protocol)
 
-    def _load_tensors(self, member: str, data: bytes) -> dict[str, torch.Tensor]:
+    def _load_tensors(self, member: str, data: _Member) -> dict[str, torch.Tensor]:
         header = self._safetensors_header(member, data)
         required, optional = EXPECTED_TENSORS[member]
         names = set(header)
@@ -449,7 +526,7 @@ class _Reading:
                               f"{sorted(required)}" + (f" and optionally {sorted(optional)}"
                                                        if optional else ""))
         declared = self.manifest["tensors"]
-        for name, (dtype, shape) in sorted(header.items()):
+        for name, (dtype, shape, _) in sorted(header.items()):
             if name not in declared:
                 raise self.refuse(Code.BAD_TENSOR_FILE,
                                   f"tensor {name!r} in {member!r} is not listed in the manifest")
@@ -464,61 +541,92 @@ class _Reading:
                 raise self.refuse(Code.BAD_TENSOR_FILE,
                                   f"tensor {name!r} is listed in the manifest but not in "
                                   f"{member!r}")
-        try:
-            loaded = safetensors.torch.load(data)
-        except Exception as err:  # the safetensors boundary: any failure is a malformed file
-            raise self.refuse(Code.BAD_TENSOR_FILE,
-                              f"member {member!r} is not a valid safetensors file "
-                              f"({err})") from None
-        return loaded
+        return {name: _view(data.body, dtype, shape, begin)
+                for name, (dtype, shape, begin) in header.items()}
 
-    def _safetensors_header(self, member: str, data: bytes) -> dict[str, tuple[str, list[int]]]:
-        """Parse and check the header before handing the bytes to the safetensors library, so
-        that each malformation gets a precise refusal: name -> (manifest dtype, shape)."""
+    def _safetensors_header(self, member: str, data: _Member
+                            ) -> dict[str, tuple[str, list[int], int]]:
+        """Parse and check the header, so that each malformation gets a precise refusal:
+        name -> (manifest dtype, shape, offset of its data)."""
         def bad(detail: str) -> ArchiveError:
             return self.refuse(Code.BAD_TENSOR_FILE,
                                f"member {member!r} is not a valid safetensors file ({detail})")
 
-        if len(data) < 8:
+        if data.size < 8:
             raise bad("shorter than its 8-byte header length")
-        n = int.from_bytes(data[:8], "little")
-        if n > MAX_SAFETENSORS_HEADER or n > len(data) - 8:
+        n = int.from_bytes(data.head[:8], "little")
+        if n > MAX_SAFETENSORS_HEADER or n > data.size - 8:
             raise bad(f"header length {n} exceeds the file or the "
                       f"{MAX_SAFETENSORS_HEADER}-byte limit")
         try:
-            header = json.loads(data[8:8 + n].decode("utf-8"),
+            header = json.loads(data.head[8:8 + n].decode("utf-8"),
                                 object_pairs_hook=reject_duplicate_keys)
         except (UnicodeDecodeError, ValueError, RecursionError):
             raise bad("header is not JSON, or repeats a key") from None
         if not isinstance(header, dict):
             raise bad("header is not a JSON object")
-        header.pop("__metadata__", None)
+        metadata = header.pop("__metadata__", {})
+        if not (isinstance(metadata, dict)
+                and all(isinstance(v, str) for v in metadata.values())):
+            raise bad("__metadata__ is not a map of strings to strings")
         out, spans = {}, []
         for name, entry in header.items():
-            if not (isinstance(entry, dict) and isinstance(entry.get("dtype"), str)
-                    and _int_list(entry.get("shape")) and _int_list(entry.get("data_offsets"))
-                    and len(entry["data_offsets"]) == 2):
-                raise bad(f"tensor {name!r} has a malformed entry")
-            dtype = SAFETENSORS_DTYPES.get(entry["dtype"])
-            if dtype is None:
-                raise self.refuse(Code.BAD_DTYPE, f"tensor {name!r} in {member!r} has dtype "
-                                                  f"{entry['dtype']!r}; expected one of "
-                                                  f"{', '.join(SAFETENSORS_DTYPES)}")
-            shape = entry["shape"]
-            begin, end = entry["data_offsets"]
-            if end - begin != math.prod(shape) * _ITEM_BYTES[dtype]:
-                raise bad(f"tensor {name!r} spans {end - begin} bytes; its shape needs "
-                          f"{math.prod(shape) * _ITEM_BYTES[dtype]}")
+            dtype, shape, begin, end = self._header_entry(member, name, entry, bad)
             spans.append((begin, end))
-            out[name] = (dtype, shape)
+            out[name] = (dtype, shape, begin)
         position = 0
         for begin, end in sorted(spans):
             if begin != position:
                 raise bad("tensor data overlap or leave gaps")
             position = end
-        if position != len(data) - 8 - n:
-            raise bad(f"tensor data cover {position} of {len(data) - 8 - n} bytes")
+        if position != len(data.body):
+            raise bad(f"tensor data cover {position} of {len(data.body)} bytes")
         return out
+
+    def _header_entry(self, member: str, name: str, entry: Any,
+                      bad) -> tuple[str, list[int], int, int]:
+        if not (isinstance(entry, dict) and isinstance(entry.get("dtype"), str)
+                and _int_list(entry.get("shape")) and _int_list(entry.get("data_offsets"))
+                and len(entry["data_offsets"]) == 2):
+            raise bad(f"tensor {name!r} has a malformed entry")
+        dtype = SAFETENSORS_DTYPES.get(entry["dtype"])
+        if dtype is None:
+            raise self.refuse(Code.BAD_DTYPE, f"tensor {name!r} in {member!r} has dtype "
+                                              f"{entry['dtype']!r}; expected one of "
+                                              f"{', '.join(SAFETENSORS_DTYPES)}")
+        shape = entry["shape"]
+        begin, end = entry["data_offsets"]
+        if end - begin != math.prod(shape) * _ITEM_BYTES[dtype]:
+            raise bad(f"tensor {name!r} spans {end - begin} bytes; its shape needs "
+                      f"{math.prod(shape) * _ITEM_BYTES[dtype]}")
+        return dtype, shape, begin, end
+
+
+def _view(body: bytearray, dtype: str, shape: list[int], begin: int) -> torch.Tensor:
+    """The tensor at ``begin`` of ``body`` (little-endian, as safetensors stores it), sharing
+    the buffer unless its offset is misaligned for the dtype (then a copy, of labels only: a
+    videos member holds one tensor, at offset 0)."""
+    kind, count = _TORCH_DTYPES[dtype], math.prod(shape)
+    if count == 0:
+        return torch.empty(shape, dtype=kind)
+    item = _ITEM_BYTES[dtype]
+    if begin % item:
+        source, begin = bytearray(body[begin:begin + count * item]), 0
+    else:
+        source = body
+    tensor = torch.frombuffer(source, dtype=kind, count=count, offset=begin).reshape(shape)
+    if sys.byteorder != "little":
+        tensor = _from_little_endian(tensor)
+    return tensor
+
+
+def _from_little_endian(tensor: torch.Tensor) -> torch.Tensor:
+    # Big-endian hosts are rare enough to pay a copy: reverse each element's bytes.
+    item = tensor.element_size()
+    if item == 1:
+        return tensor
+    raw = tensor.contiguous().view(torch.uint8).reshape(-1, item).flip(1).contiguous()
+    return raw.view(tensor.dtype).reshape(tensor.shape)
 
 
 def _member_of(tensor: str) -> str:

@@ -1,7 +1,8 @@
 """CondensedSet -> submission.tar, deterministically and atomically.
 
 Deterministic: the same set gives the same bytes (fixed member order, zeroed tar metadata, gzip
-without name or time), so an archive's sha256 identifies its content. Atomic: the archive appears
+without name or time, and no wall time in the manifest), so an archive's sha256 identifies its
+content; the condensation's wall time goes to ``<archive>.timing.json`` (``timing``). Atomic: the archive appears
 complete under its name or not at all. The manifest is the first member so that a streaming
 reader learns the track, and with it the byte allowance, before the large members arrive.
 """
@@ -23,6 +24,7 @@ from vdcbench.archive.ledger import budget_track, check_budget
 from vdcbench.archive.manifest import (LABELS_MEMBER, MANIFEST_MEMBER, VIDEOS_MEMBER,
                                        encode_manifest, manifest_of)
 from vdcbench.archive.condensed import CondensedSet
+from vdcbench.archive.timing import write_timing
 from vdcbench.protocol import Protocol
 
 GZIP_SUFFIXES = (".tar.gz", ".tgz")
@@ -36,6 +38,9 @@ FILE_MODE = 0o644
 def write_archive(cs: CondensedSet, path: str | os.PathLike[str], *, protocol: Protocol,
                   overwrite: bool = False, num_classes: int | None = None) -> str:
     """Write ``cs`` to ``path`` (gzip when it ends in .tar.gz or .tgz) and return the file's sha256.
+
+    When ``cs.method.wall_seconds`` is set it is written to ``<path>.timing.json``, never into
+    the archive.
 
     ``num_classes`` is needed only for a data set whose class count comes from the user's
     collection (the ``folder`` source); otherwise the protocol's count is used.
@@ -58,8 +63,10 @@ def write_archive(cs: CondensedSet, path: str | os.PathLike[str], *, protocol: P
                  for name, data in payloads.items()})
     members = [(MANIFEST_MEMBER, encode_manifest(manifest.to_dict(), subject=subject))]
     members += sorted(payloads.items())
-    return _write_atomically(target, members, gzipped=target.lower().endswith(GZIP_SUFFIXES),
-                             overwrite=overwrite)
+    sha = _write_atomically(target, members, gzipped=target.lower().endswith(GZIP_SUFFIXES),
+                            overwrite=overwrite)
+    write_timing(target, sha, cs.method)
+    return sha
 
 
 def _portable(tensor: torch.Tensor) -> torch.Tensor:

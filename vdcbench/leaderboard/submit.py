@@ -3,7 +3,7 @@
 The records must be one measurement (the same :class:`~vdcbench.leaderboard.measurement.
 Measurement`, schedule and method), hold each (net, seed) once, pass the protocol's checks, and
 score the archive handed in; the entry then carries that archive's ledger and the condensation
-cost its manifest records.
+cost its manifest (archives from before issue 16) or its timing sidecar records.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from vdcbench.archive.timing import condensation_timing
 from vdcbench.core.errors import VdcError
 from vdcbench.core.json_values import dumps_strict
 from vdcbench.evaluation.records import EvalRecord
@@ -45,6 +46,7 @@ def submit(records: Sequence[EvalRecord], archive_path: str | os.PathLike[str], 
     loaded = _scored_archive(archive_path, measurement, records[0])
     manifest = loaded.manifest.to_dict()
     method = manifest["method"]
+    timing = condensation_timing(archive_path, loaded.sha256, loaded.manifest.method)
     epochs = records[0].epochs
     entry = Entry(
         id=entry_id(method["name"], measurement.track, measurement.label_strategy,
@@ -60,7 +62,9 @@ def submit(records: Sequence[EvalRecord], archive_path: str | os.PathLike[str], 
                            path=_relative_archive_path(archive_path, root),
                            url=archive_url or None),
         ledger=loaded.ledger.to_dict(),
-        condensation_wall_seconds=method["wall_seconds"], condensation_device=method["device"],
+        # The manifest's time (archives from before issue 16), else the timing sidecar's.
+        condensation_wall_seconds=timing.wall_seconds if timing else None,
+        condensation_device=method["device"],
         external_data=tuple(manifest["external_data"]),
         external_weights=tuple(manifest["external_weights"]),
         results=net_results(records),
