@@ -16,9 +16,10 @@ frame budget as float32 plus its safetensors header), L = 8 + 64 KiB + IPC x cla
 (8 + 4 x classes) (the largest valid labels member) and WORKING_MEMORY = 128 MiB (read chunks,
 tar and gzip state, the parsed manifest, one instance of the value checks). A tensor member
 larger than its F or L is refused from its tar header, before its data is read; the members are
-read into one buffer each, and the tensors are views of those buffers, never copies. For
-synthetic ipc1-t8 the bound is 131 MiB + 4 MiB; for UCF101 ipc50-t8 it is about 1.2 GiB + 129
-MiB. ``protocol/FORMAT.md`` states the same figure for writers.
+read into one buffer each, and the tensors are views of those buffers, never copies. The bound
+is 132 MiB for synthetic ipc1-t8 and 1.26 GiB for UCF101 ipc10-t8, the largest track of protocol
+v1; ``protocol/FORMAT.md`` states the same figure for writers, and
+``tests/test_archive_memory.py`` holds ``vdcbench validate`` under it on a 1.5 GiB member.
 
 Every failure leaves as an ``ArchiveError`` with an ``ArchiveErrorCode``; any other exception
 escaping ``read_archive`` is a bug.
