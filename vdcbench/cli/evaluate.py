@@ -56,8 +56,9 @@ def threads(counts: tuple[int | None, ...]) -> str:
               help="Also write the records and their summary to this file.")
 @click.option("--results-dir", type=click.Path(path_type=Path), default=None,
               help="Where per-seed records go (default: the vdcbench cache).")
-@click.option("--epochs", type=int, default=None, hidden=True,
-              help="Shortened schedule for smoke tests; records are marked not official.")
+@click.option("--epochs", type=int, default=None,
+              help="Train for this many epochs instead of the protocol's, for a smoke test; "
+                   "the records are marked not official and never ranked.")
 @user_errors
 def evaluate_cmd(archive: Path, seeds: str, net: str, variant: str, device: str,
                  json_path: Path | None, results_dir: Path | None, epochs: int | None) -> None:
