@@ -1,7 +1,7 @@
 """Inputs the fuzzers (tests/test_fuzz_*.py) found bugs with, kept as plain tests.
 
-Each names the fuzz target, the input and the symptom it had. Those marked xfail are bugs in
-work another change is making (strict JSON everywhere, issue 16): they pass once it lands.
+Each names the fuzz target, the input and the symptom it had. The non-finite cases were xfail while the
+strict-JSON change (issue 16, item 4) was landing; it has, and they pass.
 """
 
 from __future__ import annotations
@@ -72,7 +72,6 @@ def _with_number(document: dict, path: tuple, spelling: str) -> str:
     return json.dumps(doc, indent=2).replace('"@@number@@"', spelling)
 
 
-@NON_FINITE
 @pytest.mark.parametrize("spelling", SPELLINGS)
 def test_record_with_non_finite_wall_seconds_is_refused(tmp_path, spelling):
     from vdcbench.evaluation.records import EvalRecord
@@ -82,7 +81,6 @@ def test_record_with_non_finite_wall_seconds_is_refused(tmp_path, spelling):
     one_line_refusal(lambda: EvalRecord.from_disk(path))
 
 
-@NON_FINITE
 @pytest.mark.parametrize("spelling", SPELLINGS)
 def test_entry_with_non_finite_condensation_time_is_refused(tmp_path, spelling):
     from vdcbench.leaderboard.validate import validate_entries
@@ -94,7 +92,6 @@ def test_entry_with_non_finite_condensation_time_is_refused(tmp_path, spelling):
     one_line_refusal(lambda: validate_entries(tmp_path, read_archives=False))
 
 
-@NON_FINITE
 @pytest.mark.parametrize("spelling", ["NaN", "1e400"])
 def test_store_manifest_with_non_finite_size_is_refused(tmp_path, spelling):
     write_tiny_store(tmp_path)
@@ -103,7 +100,6 @@ def test_store_manifest_with_non_finite_size_is_refused(tmp_path, spelling):
     one_line_refusal(lambda: Store(tmp_path))
 
 
-@NON_FINITE
 def test_archive_manifest_with_infinite_wall_seconds_is_refused(tmp_path):
     # Issue 16 item 4 exactly: "wall_seconds": 1e400 in an archive's manifest is read as inf.
     import io
@@ -148,7 +144,6 @@ def test_store_manifest_format_version_with_a_newline_is_one_line(tmp_path):
 # Found by the long run of test_fuzz_records; both readers accept the number, and the crash
 # comes after, where the numbers are averaged. Strict JSON reading refuses both (NaN; an
 # integer beyond a float's range), so they are the same xfail as above.
-@NON_FINITE
 def test_record_with_an_integer_beyond_float_range_aggregates_or_is_refused(tmp_path):
     # "reference_best_top1": 1 followed by 400 zeros: from_disk accepted it, aggregate() then
     # raised OverflowError (int too large to convert to float) in statistics.mean.
@@ -165,7 +160,6 @@ def test_record_with_an_integer_beyond_float_range_aggregates_or_is_refused(tmp_
     aggregate([record])
 
 
-@NON_FINITE
 def test_entry_with_a_nan_seed_result_is_refused(tmp_path):
     # A seed's "top1": NaN: Entry.from_dict's summary check raised AttributeError ('float'
     # object has no attribute 'numerator', from statistics) instead of a one-line refusal.
