@@ -165,7 +165,8 @@ def manifest_of(cs: CondensedSet, *, protocol: Protocol, num_classes: int,
     return Manifest(
         protocol_version=protocol.version, protocol_sha256=protocol.sha256,
         dataset=cs.dataset, track=cs.track, label_strategy=cs.label_strategy,
-        num_classes=num_classes, method=dataclasses.replace(cs.method, wall_seconds=None), external_data=tuple(cs.external_data),
+        num_classes=num_classes, method=dataclasses.replace(cs.method, wall_seconds=None),
+        external_data=tuple(cs.external_data),
         external_weights=tuple(cs.external_weights), tensors=MappingProxyType(tensors),
         members=MappingProxyType({name: MemberSpec(sha256=sha, bytes=size)
                                   for name, (sha, size) in members.items()}),

@@ -2,9 +2,10 @@
 
 Deterministic: the same set gives the same bytes (fixed member order, zeroed tar metadata, gzip
 without name or time, and no wall time in the manifest), so an archive's sha256 identifies its
-content; the condensation's wall time goes to ``<archive>.timing.json`` (``timing``). Atomic: the archive appears
-complete under its name or not at all. The manifest is the first member so that a streaming
-reader learns the track, and with it the byte allowance, before the large members arrive.
+content; the condensation's wall time goes to ``<archive>.timing.json`` (``timing``). Atomic:
+the archive appears complete under its name or not at all. The manifest is the first member,
+as the reader requires, so that it learns the track, and with it the byte allowance, before
+the large members arrive.
 """
 
 from __future__ import annotations
