@@ -10,8 +10,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import math
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -20,6 +18,7 @@ from typing import Any, Mapping
 import jsonschema
 import torch
 
+from vdcbench.core.json_values import parse_json_strict
 from vdcbench.core.version import __version__
 from vdcbench.archive.errors import ArchiveError, ArchiveErrorCode
 from vdcbench.archive.condensed import CondensedSet, MethodInfo
@@ -195,26 +194,6 @@ def encode_manifest(manifest: dict[str, Any], *, subject: str) -> bytes:
     return (text + "\n").encode("ascii")
 
 
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"non-standard JSON constant {name}")
-
-
-def _finite_float(text: str) -> float:
-    # Python reads 1e400 as infinity; a manifest must not smuggle in what NaN/Infinity cannot.
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"number {text[:40]} overflows to infinity")
-    return value
-
-
-def _float_sized_int(text: str) -> int:
-    # An integer beyond a double's range is exact here but becomes infinity in the first sum.
-    value = int(text)
-    if len(text) > 300 and abs(value) > sys.float_info.max:
-        raise ValueError(f"number {text[:40]}... overflows a float")
-    return value
-
-
 def reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     # Two parsers that disagree on which duplicate wins could be shown two different manifests.
     out: dict[str, Any] = {}
@@ -229,9 +208,7 @@ def parse_manifest(data: bytes, *, subject: str) -> dict[str, Any]:
     """Decode and schema-check manifest bytes; ``ArchiveError`` on anything else."""
     try:
         text = data.decode("utf-8")
-        manifest = json.loads(text, object_pairs_hook=reject_duplicate_keys,
-                              parse_constant=_refuse_constant, parse_float=_finite_float,
-                              parse_int=_float_sized_int)
+        manifest = parse_json_strict(text, object_pairs_hook=reject_duplicate_keys)
     except (UnicodeDecodeError, ValueError, RecursionError) as err:
         detail = str(err)[:_MAX_SCHEMA_MESSAGE]
         raise ArchiveError(ArchiveErrorCode.MANIFEST_NOT_JSON,

@@ -42,13 +42,13 @@ def _float_sized_int(text: str) -> int:
     return value
 
 
-def parse_json_strict(text: str | bytes) -> Any:
+def parse_json_strict(text: str | bytes, *, object_pairs_hook=None) -> Any:
     """``json.loads`` that refuses NaN and ±Infinity, spelt out or overflowing (``1e400``).
 
     Raises ``ValueError`` (``json.JSONDecodeError`` or :class:`NonFiniteJsonError`), for callers
     that already turn a ValueError into their own message."""
     return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float,
-                      parse_int=_float_sized_int)
+                      parse_int=_float_sized_int, object_pairs_hook=object_pairs_hook)
 
 
 def load_json_strict(text: str | bytes, what: str) -> Any:
