@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
-import io
 import hashlib
 import json
 import os
@@ -14,6 +13,7 @@ import tarfile
 import jsonschema
 import pytest
 import torch
+from json_fixtures import repack_with_manifest
 
 from vdcbench.archive import (ArchiveError, ArchiveErrorCode, StorageLedger, read_archive,
                               write_archive)
@@ -175,17 +175,13 @@ def test_archives_with_the_wall_time_in_their_manifest_still_read(tmp_path):
     # Every archive written before issue 16 (all of submissions/archives) carries it.
     path = tmp_path / "a.tar"
     write(make_set(n=2), path)
-    with tarfile.open(path) as tar:
-        members = [(m, tar.extractfile(m).read()) for m in tar.getmembers()]
-    legacy = tmp_path / "legacy.tar"
-    with tarfile.open(legacy, "w") as tar:
-        for info, data in members:
-            if info.name == "manifest.json":
-                manifest = json.loads(data)
-                manifest["method"]["wall_seconds"] = 2.75
-                data = (json.dumps(manifest, sort_keys=True, indent=2) + "\n").encode()
-                info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
+
+    def with_wall_time(data: bytes) -> bytes:
+        manifest = json.loads(data)
+        manifest["method"]["wall_seconds"] = 2.75
+        return (json.dumps(manifest, sort_keys=True, indent=2) + "\n").encode()
+
+    legacy = repack_with_manifest(path, tmp_path / "legacy.tar", with_wall_time)
     loaded = read_archive(legacy)
     assert loaded.condensed.method.wall_seconds == 2.75
     assert loaded.manifest.to_dict()["method"]["wall_seconds"] == 2.75

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from json_fixtures import json_with_number, repack_with_manifest
 from vdcbench.core.errors import VdcError
 from vdcbench.data.store import MANIFEST_FILE, Store, StoredVideo, write_store
 
@@ -53,23 +54,11 @@ def test_store_manifest_nan_count_is_refused_not_crashed(tmp_path):
     one_line_refusal(lambda: Store(tmp_path))
 
 
-# --------------------------------------------------------- non-finite numbers (xfail for now)
-# The fuzzers' property holds for these (a valid read, no crash), but the read value is NaN or
-# infinity: issue 16 item 4, which the strict-JSON change (core.json_values.load_json_strict in
-# every reader) is fixing in records.py, leaderboard/*, data/store.py and archive/*.
-NON_FINITE = pytest.mark.xfail(strict=False, reason="non-finite JSON numbers are accepted until "
-                               "the readers use core.json_values.load_json_strict (issue 16, 4)")
+# --------------------------------------------------------- non-finite numbers
+# The fuzzers' property held for these (a valid read, no crash), but the value read was NaN or
+# infinity (issue 16 item 4): every reader now refuses them in one line.
 SPELLINGS = ["NaN", "Infinity", "1e400"]
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _with_number(document: dict, path: tuple, spelling: str) -> str:
-    doc = json.loads(json.dumps(document))
-    target = doc
-    for key in path[:-1]:
-        target = target[key]
-    target[path[-1]] = "@@number@@"
-    return json.dumps(doc, indent=2).replace('"@@number@@"', spelling)
 
 
 @pytest.mark.parametrize("spelling", SPELLINGS)
@@ -77,7 +66,7 @@ def test_record_with_non_finite_wall_seconds_is_refused(tmp_path, spelling):
     from vdcbench.evaluation.records import EvalRecord
     committed = sorted(ROOT.glob("submissions/records/**/seed0.json"))[0]
     path = tmp_path / "seed0.json"
-    path.write_text(_with_number(json.loads(committed.read_text()), ("wall_seconds",), spelling))
+    path.write_text(json_with_number(json.loads(committed.read_text()), ("wall_seconds",), spelling))
     one_line_refusal(lambda: EvalRecord.from_disk(path))
 
 
@@ -87,7 +76,7 @@ def test_entry_with_non_finite_condensation_time_is_refused(tmp_path, spelling):
     committed = sorted(ROOT.glob("submissions/*/*/entry.json"))[0]
     path = tmp_path / committed.parent.parent.name / committed.parent.name / "entry.json"
     path.parent.mkdir(parents=True)
-    path.write_text(_with_number(json.loads(committed.read_text()),
+    path.write_text(json_with_number(json.loads(committed.read_text()),
                                  ("condensation", "wall_seconds"), spelling))
     one_line_refusal(lambda: validate_entries(tmp_path, read_archives=False))
 
@@ -96,15 +85,12 @@ def test_entry_with_non_finite_condensation_time_is_refused(tmp_path, spelling):
 def test_store_manifest_with_non_finite_size_is_refused(tmp_path, spelling):
     write_tiny_store(tmp_path)
     manifest = json.loads((tmp_path / MANIFEST_FILE).read_text())
-    (tmp_path / MANIFEST_FILE).write_text(_with_number(manifest, ("size_bytes",), spelling))
+    (tmp_path / MANIFEST_FILE).write_text(json_with_number(manifest, ("size_bytes",), spelling))
     one_line_refusal(lambda: Store(tmp_path))
 
 
 def test_archive_manifest_with_infinite_wall_seconds_is_refused(tmp_path):
     # Issue 16 item 4 exactly: "wall_seconds": 1e400 in an archive's manifest is read as inf.
-    import io
-    import tarfile
-
     import torch
 
     from vdcbench.archive import ArchiveError, read_archive, write_archive
@@ -116,16 +102,8 @@ def test_archive_manifest_with_infinite_wall_seconds_is_refused(tmp_path):
                       method=MethodInfo("fuzz", "selection", wall_seconds=1.0))
     valid = tmp_path / "valid.tar"
     write_archive(cs, valid, protocol=load_protocol(1))
-    with tarfile.open(valid) as tar:
-        members = [(m, tar.extractfile(m).read()) for m in tar.getmembers()]
-    path = tmp_path / "infinite.tar"
-    with tarfile.open(path, "w") as tar:
-        for info, data in members:
-            if info.name == "manifest.json":
-                data = _with_number(json.loads(data), ("method", "wall_seconds"),
-                                    "1e400").encode()
-                info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
+    path = repack_with_manifest(valid, tmp_path / "infinite.tar", lambda data: json_with_number(
+        json.loads(data), ("method", "wall_seconds"), "1e400").encode())
     with pytest.raises(ArchiveError) as caught:
         read_archive(path)
     assert "\n" not in str(caught.value)
@@ -142,15 +120,15 @@ def test_store_manifest_format_version_with_a_newline_is_one_line(tmp_path):
 
 
 # Found by the long run of test_fuzz_records; both readers accept the number, and the crash
-# comes after, where the numbers are averaged. Strict JSON reading refuses both (NaN; an
-# integer beyond a float's range), so they are the same xfail as above.
+# comes after, where the numbers are averaged. Strict JSON reading now refuses both (NaN; an
+# integer beyond a float's range).
 def test_record_with_an_integer_beyond_float_range_aggregates_or_is_refused(tmp_path):
     # "reference_best_top1": 1 followed by 400 zeros: from_disk accepted it, aggregate() then
     # raised OverflowError (int too large to convert to float) in statistics.mean.
     from vdcbench.evaluation.records import EvalRecord, aggregate
     committed = sorted(ROOT.glob("submissions/records/**/seed0.json"))[0]
     path = tmp_path / "seed0.json"
-    path.write_text(_with_number(json.loads(committed.read_text()), ("reference_best_top1",),
+    path.write_text(json_with_number(json.loads(committed.read_text()), ("reference_best_top1",),
                                  "1" + "0" * 400))
     try:
         record = EvalRecord.from_disk(path)
@@ -168,5 +146,5 @@ def test_entry_with_a_nan_seed_result_is_refused(tmp_path):
     path = tmp_path / committed.parent.parent.name / committed.parent.name / "entry.json"
     path.parent.mkdir(parents=True)
     entry = json.loads(committed.read_text())
-    path.write_text(_with_number(entry, ("results", 0, "seeds", 0, "top1"), "NaN"))
+    path.write_text(json_with_number(entry, ("results", 0, "seeds", 0, "top1"), "NaN"))
     one_line_refusal(lambda: validate_entries(tmp_path, read_archives=False))

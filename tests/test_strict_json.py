@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from json_fixtures import json_with_number
 
 from vdcbench.cli import main
 from vdcbench.core.atomic_file import write_json_atomic
@@ -58,16 +59,6 @@ RECORD = sorted((ROOT / "submissions" / "records").rglob("seed0.json"))[0]
 ENTRY = sorted((ROOT / "submissions").glob("*/*/entry.json"))[0]
 
 
-def _spelt(document: dict, path: tuple, spelling: str) -> str:
-    """``document`` as JSON text with the number at ``path`` spelt ``spelling`` (NaN, 1e400)."""
-    doc = json.loads(json.dumps(document))
-    target = doc
-    for key in path[:-1]:
-        target = target[key]
-    target[path[-1]] = "@@number@@"
-    return json.dumps(doc, indent=2).replace('"@@number@@"', spelling)
-
-
 def _one_line(call) -> str:
     with pytest.raises(VdcError) as err:
         call()
@@ -79,7 +70,7 @@ def _one_line(call) -> str:
 @pytest.mark.parametrize("spelling", ["NaN", "1e400", "-Infinity"])
 def test_a_record_with_a_non_finite_number_is_refused(tmp_path, spelling):
     path = tmp_path / "seed0.json"
-    path.write_text(_spelt(json.loads(RECORD.read_text()), ("wall_seconds",), spelling))
+    path.write_text(json_with_number(json.loads(RECORD.read_text()), ("wall_seconds",), spelling))
     assert "result record" in _one_line(lambda: EvalRecord.from_disk(path))
 
 
@@ -87,7 +78,7 @@ def test_a_record_with_a_non_finite_number_is_refused(tmp_path, spelling):
 def test_an_entry_with_a_non_finite_number_is_refused(tmp_path, spelling):
     path = tmp_path / ENTRY.parent.parent.name / ENTRY.parent.name / "entry.json"
     path.parent.mkdir(parents=True)
-    path.write_text(_spelt(json.loads(ENTRY.read_text()), ("condensation", "wall_seconds"),
+    path.write_text(json_with_number(json.loads(ENTRY.read_text()), ("condensation", "wall_seconds"),
                            spelling))
     assert str(path) in _one_line(lambda: validate_entries(tmp_path, read_archives=False))
     assert str(path) in _one_line(lambda: Entry.from_disk(path))
@@ -99,7 +90,7 @@ def test_a_store_manifest_with_a_non_finite_number_is_refused(tmp_path, spelling
                 videos=[StoredVideo("a", 0, "train", 3, 25.0)],
                 read_frames=lambda i: np.zeros((3, 6, 8, 3), dtype=np.uint8), manifest_extra={})
     manifest = json.loads((tmp_path / MANIFEST_FILE).read_text())
-    (tmp_path / MANIFEST_FILE).write_text(_spelt(manifest, ("size_bytes",), spelling))
+    (tmp_path / MANIFEST_FILE).write_text(json_with_number(manifest, ("size_bytes",), spelling))
     assert "frame store" in _one_line(lambda: Store(tmp_path))
 
 
@@ -107,7 +98,7 @@ def test_submit_refuses_a_record_carrying_infinity(tmp_path):
     records = tmp_path / "records"
     records.mkdir()
     (records / "seed0.json").write_text(
-        _spelt(json.loads(RECORD.read_text()), ("final_loss",), "Infinity"))
+        json_with_number(json.loads(RECORD.read_text()), ("final_loss",), "Infinity"))
     archive = next((ROOT / "submissions" / "archives").glob("*.tar"))
     result = CliRunner().invoke(main, ["submit", str(records), "--archive", str(archive),
                                        "--submissions", str(tmp_path / "subs")])
