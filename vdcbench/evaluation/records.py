@@ -74,6 +74,12 @@ class RecordKey:
             name += f"-e{self.epochs}"
         return name
 
+    def relative_path(self, method_name: str) -> Path:
+        """Where the record of this key lies under a results folder: the leaderboard's layout
+        (data set / track / method-archive / net / labels-variant[-schedule] / seed)."""
+        return (Path(self.dataset) / self.track / f"{method_name}-{self.archive_sha256[:12]}"
+                / self.net / self.folder_name() / f"seed{self.seed}.json")
+
 
 def _protocol_epochs(version: int) -> int:
     # Imported here: the protocol is loaded (once, cached) only when a path is asked for.
@@ -168,9 +174,7 @@ class EvalRecord:
             raise ValueError(f"record key schedule {self.key.epochs} != its epochs {self.epochs}")
 
     def relative_path(self) -> Path:
-        k = self.key
-        return (Path(k.dataset) / k.track / f"{self.method.name}-{k.archive_sha256[:12]}"
-                / k.net / k.folder_name() / f"seed{k.seed}.json")
+        return self.key.relative_path(self.method.name)
 
     def to_dict(self) -> dict[str, Any]:
         body = asdict(self)
@@ -219,11 +223,7 @@ def find_record(root: Path, key: RecordKey, method_name: str) -> EvalRecord | No
     """The stored record with exactly this key, if any (the unit of resume)."""
     if key.epochs is None:
         raise ValueError("find_record needs the key's schedule (epochs)")
-    probe = EvalRecord(key=key, method=RecordedMethod(method_name, "unknown"), top1=0, top5=0,
-                       reference_best_top1=None, official=False, epochs=key.epochs, iterations=0,
-                       batch_size=0, wall_seconds=0, device="", weights_sha256="", final_loss=0,
-                       ledger={}, versions=RuntimeVersions())
-    path = Path(root) / probe.relative_path()
+    path = Path(root) / key.relative_path(method_name)
     if not path.is_file():
         return None
     record = EvalRecord.from_disk(path)
