@@ -19,7 +19,9 @@ from vdcbench.archive import write_archive
 from vdcbench.archive.condensed import CondensedSet, MethodInfo
 from vdcbench.data.splits import dataset_sha256
 from vdcbench.core.errors import VdcError
-from vdcbench.leaderboard.entry import Entry, entry_paths, submit, validate_entries
+from vdcbench.leaderboard.entry import Entry
+from vdcbench.leaderboard.submit import submit
+from vdcbench.leaderboard.validate import entry_paths, validate_entries
 from vdcbench.leaderboard.ties import compare, sign_flip_p_value
 from vdcbench.evaluation.records import EvalRecord, RecordKey
 

@@ -76,7 +76,7 @@ def submit_cmd(results: tuple[Path, ...], archive: Path, root: Path, authors: tu
 
     The records must agree on protocol hash, archive, data set, track, label strategy,
     evaluation variant, teacher and schedule; anything else is refused."""
-    from vdcbench.leaderboard.entry import submit
+    from vdcbench.leaderboard.submit import submit
 
     records = _records_from(results)
     if pick:
@@ -154,7 +154,7 @@ def build_cmd(root: Path, output: Path, teachers: Path | None, check: bool) -> N
 @user_errors
 def validate_cmd(root: Path) -> None:
     """Check every entry against its schema, the protocol and its archive (when at hand)."""
-    from vdcbench.leaderboard.entry import validate_entries
+    from vdcbench.leaderboard.validate import validate_entries
 
     entries = validate_entries(root)
     table = Table("entry", "data set", "track", "labels", "variant", "nets", "archive")

@@ -16,7 +16,6 @@ What a schema cannot check is :mod:`vdcbench.leaderboard.validate`'s.
 from __future__ import annotations
 
 import functools
-import importlib
 import json
 import math
 import os
@@ -309,17 +308,3 @@ def entry_id(method: str, track: str, label_strategy: str, archive_sha256: str, 
         parts.append(f"e{epochs}")
     return "-".join(parts)
 
-
-# Names that lived here before submitting and checking entries got modules of their own; the CLI
-# and older scripts import them from here. Resolved on first use: those modules import this one.
-_MOVED = {"submit": "vdcbench.leaderboard.submit",
-          "validate_entries": "vdcbench.leaderboard.validate",
-          "check_entry": "vdcbench.leaderboard.validate",
-          "entry_paths": "vdcbench.leaderboard.validate",
-          "archive_file": "vdcbench.leaderboard.validate"}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MOVED:
-        return getattr(importlib.import_module(_MOVED[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
