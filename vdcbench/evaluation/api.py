@@ -24,7 +24,7 @@ from vdcbench.data.datasets import resolve_dataset
 from vdcbench.evaluation.progress import SILENT, Progress
 from vdcbench.evaluation.records import EvalRecord
 from vdcbench.evaluation.report import EvaluatedArchive, EvaluationReport, NetResult
-from vdcbench.evaluation.scoring import EvalSettings, Evaluation, parse_nets, seed_locked
+from vdcbench.evaluation.scoring import EvalSettings, Evaluation, parse_nets, seed_lock
 from vdcbench.methods import CondensationTask, get_method
 from vdcbench.protocol import LATEST_VERSION, Protocol, load_protocol
 
@@ -109,9 +109,16 @@ def evaluate_cell(archive: ArchiveLike, net: str, seed: int, *, variant: str = "
     return record
 
 
-@seed_locked
 def _score_seed(evaluation: Evaluation, seed: int, progress: Progress) -> tuple[EvalRecord, bool]:
-    """The seed's record and whether it was reused: the one place resume is decided."""
+    """The seed's record and whether it was reused: the one place resume is decided. Under the
+    seed's lock, so of two processes on one results folder the second waits for the first's
+    record and reuses it: each record is trained and written once."""
+    with seed_lock(evaluation, seed):
+        return _reuse_or_train(evaluation, seed, progress)
+
+
+def _reuse_or_train(evaluation: Evaluation, seed: int,
+                    progress: Progress) -> tuple[EvalRecord, bool]:
     net = evaluation.settings.net
     cached = evaluation.existing(seed)
     if cached is not None:

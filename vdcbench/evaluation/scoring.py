@@ -5,8 +5,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import functools
-import hashlib
 import platform
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -116,6 +114,8 @@ class Evaluation:
         self.config = student_fit_config(protocol, archive, settings.variant, settings.epochs)
         self.strategy = protocol.label_strategy(archive.condensed.label_strategy)
         self.dataset = archive.track.dataset
+        # Once: for a prepared data set it is the store's hash, read from its files.
+        self.dataset_sha256 = dataset_sha256(self.dataset)
         self.teacher = None
         if self.strategy.labels == "teacher-online":
             arch = protocol.net(settings.net).teacher_architecture
@@ -127,7 +127,7 @@ class Evaluation:
         return RecordKey(
             archive_sha256=self.archive.sha256, protocol_version=self.protocol.version,
             protocol_sha256=self.protocol.sha256, dataset=self.dataset.name,
-            dataset_sha256=dataset_sha256(self.dataset), track=self.archive.track.id,
+            dataset_sha256=self.dataset_sha256, track=self.archive.track.id,
             label_strategy=c.label_strategy, variant=self.settings.variant,
             net=self.settings.net, teacher_sha256=self.teacher.sha256 if self.teacher else None,
             seed=seed, epochs=self.config.epochs)
@@ -243,21 +243,11 @@ def runtime_versions() -> RuntimeVersions:
 def seed_lock(evaluation: Evaluation, seed: int):
     """The lock of one seed's record under ``results_dir`` (``.locks/.seed<N>-<key hash>.lock``).
 
-    Named by the record's whole key and schedule, so only runs that would write the same record
-    wait for each other; runs of other seeds, nets or archives in one folder go on in parallel.
+    Named by the record's whole key (its schedule included), so only runs that would write the
+    same record wait for each other; runs of other seeds, nets or archives in one folder go on in
+    parallel.
     """
-    identity = repr((evaluation.key(seed), evaluation.config.epochs, evaluation.settings.epochs))
-    digest = hashlib.sha256(identity.encode()).hexdigest()[:16]
+    digest = hashlib.sha256(repr(evaluation.key(seed)).encode()).hexdigest()[:16]
     return exclusive(evaluation.results_dir / ".locks", f"seed{seed}-{digest}",
                      what=f"the {evaluation.settings.net} record of seed {seed}")
 
-
-def seed_locked(score_seed):
-    """Run ``score_seed(evaluation, seed, ...)``, the resume decision and the training it may
-    start, under :func:`seed_lock`: of two processes on one results folder the second waits for
-    the first's record and reuses it, so each record is trained and written once."""
-    @functools.wraps(score_seed)
-    def locked(evaluation: Evaluation, seed: int, *args, **kwargs):
-        with seed_lock(evaluation, seed):
-            return score_seed(evaluation, seed, *args, **kwargs)
-    return locked
