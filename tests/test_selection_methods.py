@@ -40,6 +40,16 @@ def test_herding_is_argmin_greedy_mean_matching():
     assert herding_order(torch.tensor(features), 2).tolist() == [2, 1]
 
 
+def test_herding_argmax_is_deepcores_variant_that_runs_away_from_the_mean():
+    # Same points. Step 0: farthest from 3.25 is 10. Step 1: target 6.5 - 10 = -3.5, farthest
+    # remaining is 2. Step 2: target 9.75 - 12 = -2.25, farthest is 1. Then 0.
+    features = np.array([[0.0], [1.0], [2.0], [10.0]])
+    assert herding_order(features, 4, "argmax").tolist() == [3, 2, 1, 0]
+    with pytest.raises(VdcError, match="criterion"):
+        Herding.config_from_strings({"criterion": "max"})
+    assert Herding.config_from_strings({"criterion": "argmax"}).criterion == "argmax"
+
+
 def test_herding_never_picks_a_point_twice():
     features = np.ones((5, 3))
     assert sorted(herding_order(features, 5).tolist()) == [0, 1, 2, 3, 4]

@@ -7,7 +7,9 @@ Each chosen video is stored as its centred window, centre-cropped: an unaltered 
 
 Deviations from the reference (recorded in protocol/CHANGELOG.md):
 - DeepCore's ``herding.py`` takes ``argmax`` of that distance, which drives the running mean away
-  from the class mean; this is the canonical ``argmin``.
+  from the class mean; this is the canonical ``argmin``. The study's Herding came from DeepCore,
+  so ``--set criterion=argmax`` reproduces its variant (the farthest video from the residual
+  target: atypical clips), for like-for-like comparison with the study's Herding rows.
 - The feature space is the protocol teacher's pooled 128-d MiniC3D feature (eval mode, the centred
   8-frame window, centre crop), not a ResNet-18 trained for the selection (DeepCore) nor a
   randomly initialised ConvNet3D (video_distillation): one network shared by all feature-based
@@ -29,8 +31,15 @@ from vdcbench.methods.base import CondensationTask, Method
 from vdcbench.methods.features import select_in_feature_space
 
 
-def herding_order(features: np.ndarray | torch.Tensor, count: int) -> np.ndarray:
-    """Row indices of ``count`` points chosen by canonical (argmin) herding, in pick order."""
+CRITERIA = ("argmin", "argmax")
+
+
+def herding_order(features: np.ndarray | torch.Tensor, count: int,
+                  criterion: str = "argmin") -> np.ndarray:
+    """Row indices of ``count`` points chosen by herding, in pick order: canonical ``argmin``, or
+    DeepCore's ``argmax`` (the study's variant)."""
+    if criterion not in CRITERIA:
+        raise ValueError(f"herding criterion must be one of {CRITERIA}, not {criterion!r}")
     f = np.asarray(features, dtype=np.float64)
     n = f.shape[0]
     if count > n:
@@ -41,8 +50,12 @@ def herding_order(features: np.ndarray | torch.Tensor, count: int) -> np.ndarray
     chosen: list[int] = []
     for step in range(count):
         dist = np.linalg.norm((step + 1) * mu - running - f, axis=1)
-        dist[~available] = np.inf
-        pick = int(np.argmin(dist))
+        if criterion == "argmin":
+            dist[~available] = np.inf
+            pick = int(np.argmin(dist))
+        else:
+            dist[~available] = -np.inf
+            pick = int(np.argmax(dist))
         chosen.append(pick)
         available[pick] = False
         running += f[pick]
@@ -57,11 +70,15 @@ class Herding(Method):
     @dataclass(frozen=True)
     class Config:
         batch_size: int = 50    # videos per teacher forward when computing features
+        criterion: str = "argmin"   # "argmax": DeepCore's herding, as the study ran it
 
         def __post_init__(self) -> None:
             if self.batch_size < 1:
                 raise VdcError(f"herding batch_size must be at least 1, not {self.batch_size}")
+            if self.criterion not in CRITERIA:
+                raise VdcError(f"herding criterion must be one of {', '.join(CRITERIA)}, "
+                               f"not {self.criterion!r}")
 
     def condense(self, task: CondensationTask) -> CondensedSet:
-        return select_in_feature_space(self, task, lambda f, count, label: herding_order(f, count),
+        return select_in_feature_space(self, task, lambda f, count, label: herding_order(f, count, self.config.criterion),
                                        self.config.batch_size)
