@@ -2,19 +2,49 @@
 
 Each command parses its options, calls the library (``vdcbench.evaluation.api`` and the layers
 below), and renders the result with rich. Any ``VdcError`` becomes one line on stderr and exit
-code 2; nothing below this package prints.
+code 2; nothing below this package prints. The command modules import torch and the library
+inside the commands that need them, so listings and user errors answer before the heavy imports
+(``tests/test_cli_startup.py`` holds them to that).
 """
 
 from __future__ import annotations
+
+import sys
 
 import click
 
 from vdcbench.cli import archives, baseline, data, evaluate, importing, leaderboard, nets, protocol
 from vdcbench.cli import teacher
+from vdcbench.cli.output import Interrupted
 from vdcbench.core.version import __version__
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class StoppedByUser(KeyboardInterrupt):
+    """What a Ctrl-C in a command becomes for a caller that runs the group itself."""
+
+
+class VdcbenchGroup(click.Group):
+    """The top-level group. A Ctrl-C in a command ends the ``vdcbench`` program with the
+    command's resume hint and exit code 130; run any other way (``main.main(...)``, click's
+    ``CliRunner``), the group hands the interrupt back as a ``KeyboardInterrupt``, so a Ctrl-C
+    during the test suite stops the suite rather than failing one test with exit 130."""
+
+    def main(self, *args, **kwargs):
+        try:
+            return super().main(*args, **kwargs)
+        except Interrupted as stop:
+            raise StoppedByUser(stop.hint) from None
+
+    def __call__(self, *args, **kwargs):
+        # Only the program itself calls the group (the console script, ``python -m vdcbench``).
+        try:
+            return self.main(*args, **kwargs)
+        except StoppedByUser as stop:
+            click.echo(str(stop), err=True)
+            sys.exit(130)
+
+
+@click.group(cls=VdcbenchGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="vdcbench")
 def main() -> None:
     """vdcbench: score condensed video data sets under one frozen protocol."""

@@ -8,8 +8,10 @@ from pathlib import Path
 import click
 from rich.table import Table
 
+import shlex
+
 from vdcbench.cli.evaluate import evaluate_and_render, parse_seeds
-from vdcbench.cli.output import out, user_errors
+from vdcbench.cli.output import console, out, progress_bar, user_errors
 from vdcbench.cli.progress import RichProgress
 from vdcbench.core.errors import VdcError
 
@@ -19,13 +21,14 @@ from vdcbench.core.errors import VdcError
 @user_errors
 def methods_cmd(name: str | None) -> None:
     """List the registered condensation methods, or NAME's settings (its --set keys)."""
-    from vdcbench.methods import available_methods, get_method
     if name is None:
+        from vdcbench.methods.catalog import method_summaries
         table = Table("method", "kind", "description")
-        for method_name, cls in available_methods().items():
-            table.add_row(method_name, cls.kind, cls.description)
+        for summary in method_summaries():
+            table.add_row(summary.name, summary.kind, summary.description)
         out.print(table)
         return
+    from vdcbench.methods import get_method
     from vdcbench.methods.settings import method_settings
     cls = get_method(name)
     out.print(f"{cls.name} ({cls.kind}): {cls.description}")
@@ -72,21 +75,31 @@ def parse_settings(items: tuple[str, ...]) -> dict[str, str]:
               help="Where per-seed records go (with --evaluate; default: the vdcbench cache).")
 @click.option("--train-teacher", is_flag=True,
               help="Train the data set's MiniC3D protocol teacher first if it is not there yet.")
-@user_errors
+@user_errors(interrupted="no archive is written until the condensation ends; the same command "
+                         "resumes a teacher in training from its last finished epoch (and, with "
+                         "--evaluate, keeps the seeds already scored)")
 def run_baseline_cmd(name: str, dataset: str, ipc: int, frames: int | None, label_strategy: str,
                      seed: int, output: Path | None, overwrite: bool, settings: tuple[str, ...],
                      device: str, then_evaluate: bool, seeds: str, net: str,
                      results_dir: Path | None, train_teacher: bool) -> None:
     """Condense DATASET with the method NAME and write a submission archive."""
-    from vdcbench.evaluation.api import run_baseline
+    from vdcbench.protocol import LATEST_VERSION, load_protocol
     overrides = parse_settings(settings)
     eval_seeds = parse_seeds(seeds)
     if not then_evaluate and (results_dir is not None or net != "minic3d"):
         raise VdcError("--net and --results-dir apply to the evaluation: add --evaluate")
+    protocol = load_protocol(LATEST_VERSION)
+    check_track(protocol, ipc, frames)
+    if output is not None:
+        check_output(output, overwrite)
     if then_evaluate:
         from vdcbench.evaluation.scoring import parse_nets
-        from vdcbench.protocol import LATEST_VERSION, load_protocol
-        parse_nets(load_protocol(LATEST_VERSION), net)  # an unknown net fails before condensing
+        parse_nets(protocol, net)  # an unknown net fails before condensing
+    declared = protocol.datasets.get(dataset)
+    if declared is not None and declared.generator is not None:
+        generate_synthetic(declared, ("train", "val") if then_evaluate or train_teacher
+                           else ("train",))
+    from vdcbench.evaluation.api import run_baseline
     with RichProgress() as progress:
         made = run_baseline(name, dataset=dataset, ipc=ipc, frames=frames,
                             label_strategy=label_strategy, settings=overrides, seed=seed,
@@ -97,3 +110,51 @@ def run_baseline_cmd(name: str, dataset: str, ipc: int, frames: int | None, labe
     if then_evaluate:
         evaluate_and_render(made.path, eval_seeds, net, "official", device, None, results_dir,
                             None)
+        return
+    out.print(f"next: vdcbench evaluate {shlex.quote(str(made.path))}   (the protocol's schedule "
+              "on seeds 0,1,2; add --epochs 2 for a quick look that is never ranked)",
+              markup=False, highlight=False)
+
+
+def check_track(protocol, ipc: int, frames: int | None) -> None:
+    """An IPC (or frame count) with no track is named with the tracks there are: the closest
+    spelling of ``ipc0-t8`` is ``ipc10-t8``, which is no answer to ``--ipc 0``."""
+    wanted = f"ipc{ipc}-t{frames or protocol.official_frames}"
+    every = protocol.track_ids(include_temporal=True)
+    if wanted in every:
+        return
+    official = protocol.track_ids()
+    temporal = [t for t in every if t not in official]
+    raise VdcError(f"unknown track {wanted!r}: the protocol's tracks are {', '.join(official)} "
+                   f"(official) and {', '.join(temporal)} (temporal); --ipc K --frames T "
+                   "picks ipcK-tT")
+
+
+def check_output(output: Path, overwrite: bool) -> None:
+    """Refuse an output path that cannot be written before any condensing (minutes to hours);
+    the archive writer checks again when it writes."""
+    if output.is_dir():
+        raise VdcError(f"cannot write {output}: it is a directory; give an archive file name")
+    if output.exists() and not overwrite:
+        raise VdcError(f"{output} exists; pass --overwrite to replace it")
+    folder = output.absolute().parent
+    if not folder.is_dir():
+        raise VdcError(f"cannot write {output}: directory {folder} does not exist")
+
+
+def generate_synthetic(dataset, splits: tuple[str, ...]) -> None:
+    """Generate the ``synthetic`` splits that are not cached yet, saying so, with progress: on a
+    first run they take minutes that would otherwise pass in silence."""
+    from vdcbench.data import synthetic
+    spec = dataset.generator
+    for split in splits:
+        if synthetic.is_generated(spec, split):
+            continue
+        per_class = spec.train_per_class if split == "train" else spec.val_per_class
+        total = per_class * len(synthetic.CLASS_NAMES)
+        console.print(f"generating the {dataset.name} {split} split ({total} videos, once; cached "
+                      f"in {synthetic.split_cache_folder(spec)})", markup=False, highlight=False)
+        with progress_bar() as bar:
+            task = bar.add_task(f"generate {dataset.name} {split}", total=total, info="")
+            synthetic.load_split(spec, split, progress=lambda done, total: bar.update(
+                task, completed=done, total=total))

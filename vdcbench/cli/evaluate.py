@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import click
 from rich.table import Table
 
@@ -11,7 +13,14 @@ from vdcbench.cli.output import out, user_errors
 from vdcbench.cli.progress import RichProgress
 from vdcbench.core.errors import VdcError
 from vdcbench.core.stats import format_mean_std
-from vdcbench.evaluation.report import EvaluationReport
+
+if TYPE_CHECKING:
+    from vdcbench.evaluation.report import EvaluationReport
+
+# What a Ctrl-C during an evaluation leaves (records per seed; a seed in training keeps its last
+# finished epoch in the cache's evaluation-resume folder).
+RESUME_HINT = ("finished seeds are kept, and the same command resumes (a seed in training from "
+               "its last finished epoch)")
 
 
 def parse_seeds(text: str) -> tuple[int, ...]:
@@ -59,23 +68,37 @@ def threads(counts: tuple[int | None, ...]) -> str:
 @click.option("--epochs", type=int, default=None,
               help="Train for this many epochs instead of the protocol's, for a smoke test; "
                    "the records are marked not official and never ranked.")
-@user_errors
+@user_errors(interrupted=RESUME_HINT)
 def evaluate_cmd(archive: Path, seeds: str, net: str, variant: str, device: str,
                  json_path: Path | None, results_dir: Path | None, epochs: int | None) -> None:
     """Train the evaluation net on ARCHIVE per seed under the protocol and score it."""
+    check_archive_path(archive)
     evaluate_and_render(archive, parse_seeds(seeds), net, variant, device, json_path, results_dir,
                         epochs)
+
+
+def check_archive_path(archive: Path) -> None:
+    """The archive reader's refusals of a path that is missing or not a file, made before the
+    library (and torch, seconds on a CPU) is imported: the commonest mistake answers at once."""
+    if not archive.exists():
+        raise VdcError(f"archive {archive}: no such file")
+    if archive.is_dir():
+        raise VdcError(f"archive {archive}: is a directory, not an archive file")
+
+
+def check_json_path(json_path: Path | None) -> None:
+    if json_path is not None and json_path.parent and not json_path.parent.exists():
+        raise VdcError(f"cannot write --json {json_path}: directory {json_path.parent} does not exist")
 
 
 def evaluate_and_render(archive: Path, seeds: tuple[int, ...], net: str, variant: str,
                         device: str, json_path: Path | None, results_dir: Path | None,
                         epochs: int | None) -> None:
     """Score ARCHIVE on each net ``net`` names, print the tables, write ``--json``."""
+    check_json_path(json_path)
     from vdcbench.core.atomic_file import write_json_atomic
     from vdcbench.evaluation.api import evaluate_archive
 
-    if json_path is not None and json_path.parent and not json_path.parent.exists():
-        raise VdcError(f"cannot write --json {json_path}: directory {json_path.parent} does not exist")
     with RichProgress() as progress:
         report = evaluate_archive(archive, nets=net, seeds=seeds, variant=variant, device=device,
                                   results_dir=results_dir, epochs=epochs, progress=progress)
@@ -84,17 +107,40 @@ def evaluate_and_render(archive: Path, seeds: tuple[int, ...], net: str, variant
         write_json_atomic(json_path, report.to_dict())
 
 
+def dataset_classes(protocol_version: int, dataset: str) -> int | None:
+    """How many classes ``dataset`` has (a collection: its store's), None when unknown here."""
+    from vdcbench.data.datasets import resolve_dataset
+    from vdcbench.protocol import load_protocol
+    try:
+        return resolve_dataset(load_protocol(protocol_version), dataset).num_classes or None
+    except VdcError:
+        return None
+
+
+def top5_column(protocol_version: int, dataset: str) -> tuple[bool, str | None]:
+    """Whether tables of ``dataset`` print a top-5 column (see ``top5_is_informative``), and the
+    caption that says why when they do not."""
+    from vdcbench.evaluation.report import top5_is_informative
+    classes = dataset_classes(protocol_version, dataset)
+    if classes is None or top5_is_informative(classes):
+        return True, None
+    return False, f"no top-5: with {classes} classes it is 100 % by construction"
+
+
 def render_report(report: EvaluationReport) -> None:
     """The per-seed table, a summary line per net, and the cross-architecture table."""
     several = len(report.nets) > 1
-    table = Table(*(("net",) if several else ()), "seed", "top-1 %", "top-5 %",
-                  "reference best top-1 %", "iterations", "train TFLOP", "threads", "wall s")
+    top5, why = top5_column(report.archive.protocol_version, report.archive.dataset)
+    table = Table(*(("net",) if several else ()), "seed", "top-1 %",
+                  *(("top-5 %",) if top5 else ()), "reference best top-1 %", "iterations",
+                  "train TFLOP", "threads", "wall s", caption=why)
     for result in report.nets:
         for r in result.records:
             ref = "-" if r.reference_best_top1 is None else f"{r.reference_best_top1:.1f}"
             table.add_row(*((result.net,) if several else ()), str(r.key.seed), f"{r.top1:.2f}",
-                          f"{r.top5:.2f}", ref, str(r.iterations), tflop(r.train_gflops),
-                          threads((r.torch_threads,)), f"{r.wall_seconds:.0f}")
+                          *((f"{r.top5:.2f}",) if top5 else ()), ref, str(r.iterations),
+                          tflop(r.train_gflops), threads((r.torch_threads,)),
+                          f"{r.wall_seconds:.0f}")
     out.print(table)
     what = report.archive.describe()
     for result in report.nets:

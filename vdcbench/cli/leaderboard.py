@@ -94,10 +94,12 @@ def submit_cmd(results: tuple[Path, ...], archive: Path, root: Path, authors: tu
             raise VdcError(f"no record of evaluation variant {variant!r}")
     entry = submit(records, archive, authors=authors, method_url=method_url,
                    archive_url=archive_url, root=root)
-    table = Table("net", "seeds", "top-1 %", "top-5 %")
+    from vdcbench.cli.evaluate import top5_column
+    top5, why = top5_column(entry.protocol_version, entry.dataset)
+    table = Table("net", "seeds", "top-1 %", *(("top-5 %",) if top5 else ()), caption=why)
     for r in entry.results:
-        table.add_row(r.net, ", ".join(str(x.seed) for x in r.seeds),
-                      r.spread("top1").format(2), r.spread("top5").format(2))
+        table.add_row(r.net, ", ".join(str(x.seed) for x in r.seeds), r.spread("top1").format(2),
+                      *((r.spread("top5").format(2),) if top5 else ()))
     out.print(f"entry [bold]{entry.id}[/]: {entry.method.name} ({entry.method.kind}) "
               f"{entry.dataset} {entry.track} {entry.label_strategy}, variant {entry.variant}"
               + ("" if entry.official else "  [not official: never ranked]"))
@@ -167,13 +169,36 @@ def validate_cmd(root: Path) -> None:
 
 
 # -------------------------------------------------------------------------------------- diff
+WHAT_DIFF_TAKES = ("diff compares two archives, or two results (result records, "
+                   "`evaluate --json` summaries, entries)")
+
+
+def _is_archive(path: Path) -> bool:
+    """A tar (plain or gzip) by its bytes, not its name; a missing path is left to the reader."""
+    import tarfile
+    try:
+        return path.is_file() and tarfile.is_tarfile(path)
+    except OSError:
+        return False
+
+
 @click.command("diff")
 @click.argument("a", type=click.Path(path_type=Path))
 @click.argument("b", type=click.Path(path_type=Path))
-@click.option("--strict", is_flag=True, help="Exit 1 when the two are not comparable.")
+@click.option("--strict", is_flag=True,
+              help="Exit 1 when the two are not comparable (archives: not in one leaderboard "
+                   "cell).")
 @user_errors
 def diff_cmd(a: Path, b: Path, strict: bool) -> None:
-    """Explain, field by field, whether results or entries A and B are comparable."""
+    """Explain, field by field, whether results or entries A and B are comparable; or compare
+    two archives A and B (manifests and the hashes of their members)."""
+    archives = (_is_archive(a), _is_archive(b))
+    if all(archives):
+        _diff_archives(a, b, strict)
+        return
+    if any(archives):
+        which, other = (a, b) if archives[0] else (b, a)
+        raise VdcError(f"{WHAT_DIFF_TAKES}: {which} is an archive and {other} is not")
     from vdcbench.leaderboard.diff import BLOCKING, NOTE, diff
 
     comparison = diff(a, b)
@@ -184,6 +209,34 @@ def diff_cmd(a: Path, b: Path, strict: bool) -> None:
     out.print(table)
     if comparison.comparable:
         out.print("[green]comparable[/]")
+    else:
+        verb = "differs" if len(comparison.blocking) == 1 else "differ"
+        out.print(f"[red]not comparable[/]: {', '.join(comparison.blocking)} {verb}")
+        if strict:
+            sys.exit(1)
+
+
+def _diff_archives(a: Path, b: Path, strict: bool) -> None:
+    from vdcbench.archive.compare import compare_archives
+
+    comparison = compare_archives(a, b)
+    table = Table("field", "A (archive)", "B (archive)", "")
+    for f in comparison.fields:
+        status = ("[green]same[/]" if f.same else "[red]differs[/]" if f.blocking
+                  else "[yellow]differs[/]")
+        table.add_row(f.field, f.a, f.b, status)
+    out.print(table)
+    if comparison.identical_files:
+        out.print("[green]identical[/]: the same archive file")
+    elif comparison.same_content:
+        out.print("[green]the same condensed set[/]: every member holds the same bytes "
+                  "(the archive files differ)")
+    else:
+        differing = [n for n in comparison.member_names
+                     if not next(f for f in comparison.fields if f.field == n).same]
+        out.print(f"different condensed sets: {', '.join(differing)} differ")
+    if comparison.same_cell:
+        out.print("[green]comparable[/]: same protocol, data set, track and label strategy")
     else:
         verb = "differs" if len(comparison.blocking) == 1 else "differ"
         out.print(f"[red]not comparable[/]: {', '.join(comparison.blocking)} {verb}")

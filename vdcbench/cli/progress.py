@@ -1,12 +1,18 @@
-"""The library's progress events drawn with rich: bars on stderr, one phase at a time."""
+"""The library's progress events drawn on stderr, one phase at a time: rich bars on a terminal,
+plain lines in a log (``vdcbench.cli.output.progress_bar``)."""
 
 from __future__ import annotations
 
-from rich.progress import Progress as RichBars, TaskID
+from typing import TYPE_CHECKING
 
 from vdcbench.cli.output import console, out, progress_bar
 from vdcbench.evaluation.progress import Progress
-from vdcbench.evaluation.records import EvalRecord
+
+if TYPE_CHECKING:   # not imported at run time: jsonschema and rich.progress slow every start
+    from rich.progress import Progress as RichBars, TaskID
+
+    from vdcbench.cli.plain_progress import PlainProgress
+    from vdcbench.evaluation.records import EvalRecord
 
 
 class RichProgress(Progress):
@@ -14,9 +20,9 @@ class RichProgress(Progress):
     stop on exit, so what the command prints afterwards lands below them."""
 
     def __init__(self) -> None:
-        self._bars: RichBars | None = None
-        self._task: TaskID | None = None
-        self._seed_tasks: dict[tuple[str, int], TaskID] = {}
+        self._bars: RichBars | PlainProgress | None = None
+        self._task: TaskID | int | None = None
+        self._seed_tasks: dict[tuple[str, int], TaskID | int] = {}
         self._several_nets = False
 
     def __enter__(self) -> "RichProgress":
@@ -30,7 +36,7 @@ class RichProgress(Progress):
             self._bars.stop()
             self._bars = None
 
-    def _open(self) -> RichBars:
+    def _open(self) -> RichBars | PlainProgress:
         if self._bars is None:
             self._bars = progress_bar()
             self._bars.start()

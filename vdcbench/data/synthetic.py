@@ -26,6 +26,7 @@ sha256 of both splits.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -212,7 +213,12 @@ def generate_video(seed: int, split: str, label: int, index: int, frames: int, h
     return np.clip(video, 0, 255).astype(np.uint8)
 
 
-def generate_split(spec: GeneratorSpec, split: str) -> SyntheticSplit:
+# Called with (videos generated, videos in the split) after each video.
+GenerationProgress = Callable[[int, int], None]
+
+
+def generate_split(spec: GeneratorSpec, split: str,
+                   progress: GenerationProgress | None = None) -> SyntheticSplit:
     if split not in SPLITS:
         raise VdcError(f"unknown split {split!r} of the synthetic data set (known: train, val)")
     if spec.version != GENERATOR_VERSION:
@@ -225,6 +231,8 @@ def generate_split(spec: GeneratorSpec, split: str) -> SyntheticSplit:
     for n, label in enumerate(labels):
         videos[n] = generate_video(spec.seed, split, int(label), n % per_class, spec.frames,
                                    spec.height, spec.width)
+        if progress is not None:
+            progress(n + 1, len(labels))
     return SyntheticSplit(videos=videos, labels=labels)
 
 
@@ -235,19 +243,32 @@ def split_cache_folder(spec: GeneratorSpec) -> Path:
         f"-{spec.train_per_class}-{spec.val_per_class}")
 
 
-def load_split(spec: GeneratorSpec, split: str, *, verify: bool = True) -> SyntheticSplit:
-    """The split from the cache, generated (and cached) on first use; checked against the pin."""
+def _split_paths(spec: GeneratorSpec, split: str) -> tuple[Path, Path]:
+    folder = split_cache_folder(spec)
+    return folder / f"{split}-videos.npy", folder / f"{split}-labels.npy"
+
+
+def is_generated(spec: GeneratorSpec, split: str) -> bool:
+    """Whether the split's files are in the cache (so ``load_split`` will not generate it)."""
+    return all(path.is_file() for path in _split_paths(spec, split))
+
+
+def load_split(spec: GeneratorSpec, split: str, *, verify: bool = True,
+               progress: GenerationProgress | None = None) -> SyntheticSplit:
+    """The split from the cache, generated (and cached) on first use; checked against the pin.
+    ``progress`` hears of each video when the split is generated here."""
     if split not in SPLITS:
         raise VdcError(f"unknown split {split!r} of the synthetic data set (known: train, val)")
     folder = split_cache_folder(spec)
-    videos_path, labels_path = folder / f"{split}-videos.npy", folder / f"{split}-labels.npy"
+    videos_path, labels_path = _split_paths(spec, split)
     expected = spec.train_sha256 if split == "train" else spec.val_sha256
     data = _cached(videos_path, labels_path, expected, verify)
     if data is not None:
         return data
     # Two runs starting on an empty cache generate once: the second waits, then reads the cache.
     with exclusive(folder, f"{split}-generate", what=f"generating the synthetic {split} split"):
-        return _generate_and_cache(spec, split, videos_path, labels_path, expected, verify)
+        return _generate_and_cache(spec, split, videos_path, labels_path, expected, verify,
+                                   progress)
 
 
 def _cached(videos_path: Path, labels_path: Path, expected: str, verify: bool
@@ -260,11 +281,12 @@ def _cached(videos_path: Path, labels_path: Path, expected: str, verify: bool
 
 
 def _generate_and_cache(spec: GeneratorSpec, split: str, videos_path: Path, labels_path: Path,
-                        expected: str, verify: bool) -> SyntheticSplit:
+                        expected: str, verify: bool,
+                        progress: GenerationProgress | None) -> SyntheticSplit:
     data = _cached(videos_path, labels_path, expected, verify)
     if data is not None:
         return data
-    data = generate_split(spec, split)
+    data = generate_split(spec, split, progress)
     if verify and data.sha256 != expected:
         raise VdcError(f"the synthetic {split} split generated here has sha256 {data.sha256[:16]}…, "
                        f"not the protocol's {expected[:16]}…; this machine does not reproduce it")

@@ -16,6 +16,13 @@ from vdcbench.core.stats import Spread
 from vdcbench.evaluation.records import EvalRecord, summed_train_gflops
 
 
+def top5_is_informative(num_classes: int) -> bool:
+    """Whether a top-5 accuracy says anything: with five classes or fewer every label is among
+    the top five, so it is 100 % by construction, and a table printing it suggests a result.
+    Records and ``--json`` keep the number (their format does not depend on the data set)."""
+    return num_classes > 5
+
+
 @dataclass(frozen=True)
 class NetResult:
     """One evaluation net's records over the seeds asked for, in the order asked."""

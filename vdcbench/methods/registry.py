@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from importlib.metadata import entry_points
+from typing import TYPE_CHECKING
 
 from vdcbench.core.errors import UnknownNameError, VdcError
-from vdcbench.methods.base import Method
+
+if TYPE_CHECKING:
+    from vdcbench.methods.base import Method
 
 GROUP = "vdcbench.methods"
 
@@ -22,6 +25,7 @@ def available_methods() -> dict[str, type[Method]]:
 
 
 def get_method(name: str) -> type[Method]:
+    from vdcbench.methods.base import Method   # torch: imported when a method is asked for
     eps = _entry_points()
     if name not in eps:
         if not eps:
