@@ -1,8 +1,10 @@
 """Pictures of a condensed set (the study's Figures 5 and 6): a frame grid per class as a PNG,
-and an animated GIF per class.
+an animated GIF per class, and the leaderboard's contact sheet of a whole archive.
 
 The grid has one row per instance, grouped by class (the class name on the left of the first
-row of each block), and one column per frame. Float videos (pixel scale, unclamped for
+row of each block), and one column per frame. The contact sheet (:func:`contact_sheet`) has one
+row per class and every clip in it as a few key frames, under a header naming the archive.
+Float videos (pixel scale, unclamped for
 synthesised data) are clamped to [0, 1] for display only. Output is deterministic: the same set
 gives the same bytes (no timestamps or other metadata in the PNG or GIF).
 """
@@ -25,6 +27,7 @@ from vdcbench.core.errors import VdcError
 GAP = 2            # pixels between frames
 BLOCK_GAP = 6      # extra pixels between classes
 MAX_SIDE = 32768   # pixels: a larger grid asks for --per-class, --max-classes or --tile
+SHEET_FONT_SIZE = 12
 BACKGROUND = (255, 255, 255)
 TEXT = (20, 20, 20)
 
@@ -44,6 +47,14 @@ def frames_uint8(videos: torch.Tensor) -> np.ndarray:
     if v.dtype != torch.uint8:
         v = (v.float().nan_to_num(0.0).clamp(0.0, 1.0) * 255.0).round().to(torch.uint8)
     return v.permute(0, 2, 3, 4, 1).contiguous().numpy()
+
+
+def _font(size: int):
+    """Pillow's own font at ``size`` (Pillow 10.1 and later; older ones have one size only)."""
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:
+        return ImageFont.load_default()
 
 
 def _tile(frame: np.ndarray, tile: int | None) -> Image.Image:
@@ -101,6 +112,65 @@ def frame_grid(cs: CondensedSet, *, num_classes: int | None = None, per_class: i
     return canvas
 
 
+def key_frames(count: int, wanted: int = 3) -> list[int]:
+    """``wanted`` frame indices spread over ``count`` frames, first and last included (so a
+    motion's start and end are both shown)."""
+    if count <= wanted:
+        return list(range(count))
+    return sorted({round(k * (count - 1) / (wanted - 1)) for k in range(wanted)})
+
+
+def contact_sheet(cs: CondensedSet, *, archive_sha256: str, num_classes: int | None = None,
+                  per_class: int | None = None, max_classes: int | None = None,
+                  frames: int = 3, tile: int | None = None) -> Image.Image:
+    """Every clip of ``cs`` on one sheet, as a function of the whole archive: a header naming
+    the archive (method, track, label strategy, hash, clip count), then a row per class with
+    each of its clips (up to ``per_class``) as ``frames`` key frames side by side.
+
+    Unlike :func:`frame_grid`, which shows every frame of the first clips, this shows every clip,
+    so two sets that share their first clip per class (a method at IPC 1 and at IPC 10) still
+    look different; the header tells apart archives that share their clips (the same clips under
+    two label strategies)."""
+    if cs.videos.ndim != 5 or cs.videos.shape[0] == 0:
+        raise VdcError("the condensed set holds no videos to show")
+    video = frames_uint8(cs.videos)
+    selection = _selection(cs, per_class, max_classes)
+    names = class_names(cs.dataset, max(num_classes or 0, max(c for c, _ in selection) + 1))
+    picks = key_frames(video.shape[1], frames)
+    font = _font(SHEET_FONT_SIZE)
+    stored = " (stored)" if cs.soft_labels is not None else ""
+    shown = sum(len(idx) for _, idx in selection)
+    header = [f"{cs.method.name} · {cs.track} · labels: {cs.label_strategy}{stored}",
+              f"archive {archive_sha256[:12]} · {cs.num_instances} clips"
+              + (f" ({shown} shown)" if shown != cs.num_instances else "")
+              + f" · frames {', '.join(str(t + 1) for t in picks)} of {video.shape[1]}"]
+    line = max(font.getbbox(text)[3] for text in header) + 3
+    width, height = _tile(video[0, 0], tile).size
+    clip_width = len(picks) * (width + 1) - 1
+    label_width = 8 + max(int(font.getlength(names[c])) for c, _ in selection)
+    most = max(len(idx) for _, idx in selection)
+    top = len(header) * line + BLOCK_GAP
+    size = (max(label_width + most * (clip_width + BLOCK_GAP),
+                8 + max(int(font.getlength(text)) for text in header)),
+            top + len(selection) * (height + GAP))
+    if max(size) > MAX_SIDE:
+        raise VdcError(f"a sheet of {shown} clips would be {size[0]}x{size[1]} pixels; limit it "
+                       "with per_class / max_classes / tile")
+    canvas = Image.new("RGB", size, BACKGROUND)
+    draw = ImageDraw.Draw(canvas)
+    for k, text in enumerate(header):
+        draw.text((4, 2 + k * line), text, fill=TEXT, font=font)
+    y = top
+    for c, indices in selection:
+        draw.text((4, y + max(0, (height - line) // 2)), names[c], fill=TEXT, font=font)
+        for k, index in enumerate(indices):
+            x = label_width + k * (clip_width + BLOCK_GAP)
+            for j, t in enumerate(picks):
+                canvas.paste(_tile(video[index, t], tile), (x + j * (width + 1), y))
+        y += height + GAP
+    return canvas
+
+
 def class_gifs(cs: CondensedSet, *, per_class: int | None = None, tile: int | None = None,
                duration_ms: int = 125) -> dict[int, bytes]:
     """An animated GIF per class: the class's instances side by side, played over time."""
@@ -123,7 +193,13 @@ def class_gifs(cs: CondensedSet, *, per_class: int | None = None, tile: int | No
     return out
 
 
-def png_bytes(image: Image.Image) -> bytes:
+def png_bytes(image: Image.Image, *, palette: bool = False) -> bytes:
+    """PNG bytes without metadata; with ``palette``, reduced to 256 colours first (no dither,
+    so the same image gives the same bytes) for pictures that must stay light."""
+    if palette:
+        # Octree: a hundredth of median cut's time on a sheet, and as deterministic.
+        image = image.quantize(colors=256, method=Image.Quantize.FASTOCTREE,
+                               dither=Image.Dither.NONE)
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", optimize=False)
     return buffer.getvalue()

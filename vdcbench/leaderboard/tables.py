@@ -5,6 +5,8 @@ one protocol hash, one evaluation net, one metric. Rows are methods, grouped by 
 (selection, distillation) and then by label strategy (and the teacher, for labels a teacher
 gives online); columns are the protocol's official tracks (IPC 1 / 5 / 10) with their total
 condensation ratio (the study's Sec. 3.1: stored frames over the train split's frames).
+Tables of one data set and protocol come in the protocol's order of nets (:func:`net_rank`), so
+the protocol's own evaluation net leads.
 
 A cell is every result of the row's method on that track: usually one entry (one archive) with
 its evaluation seeds; several entries (several condensation seeds) are pooled, and their values
@@ -196,6 +198,13 @@ def _full_data(sidecars: Sequence[tuple[str, dict]], table_key: tuple, metric: s
 
 
 # ---------------------------------------------------------------------------- aggregation
+def net_rank(protocol: Protocol, net: str) -> tuple[int, str]:
+    """Where ``net`` stands among the protocol's nets: the protocol's own order (its evaluation
+    net, minic3d, first), not the alphabet; a net the protocol does not name comes last."""
+    names = list(protocol.nets)
+    return (names.index(net) if net in names else len(names), net)
+
+
 def unranked_reason(entry: Entry, protocol: Protocol) -> str | None:
     """Why ``entry`` is not ranked, or None when it is."""
     if entry.variant != "official":
@@ -279,8 +288,12 @@ def build_tables(entries: Iterable[Entry],
                        entry.method.name)
             groups.setdefault(key, {}).setdefault(row_key, []).append((entry, results))
 
+    def table_order(key: tuple) -> tuple:
+        dataset, dataset_sha, version, protocol_sha, net = key
+        return (dataset, dataset_sha, version, protocol_sha, net_rank(load_protocol(version), net))
+
     tables = []
-    for key in sorted(groups):
+    for key in sorted(groups, key=table_order):
         dataset, dataset_sha, version, protocol_sha, net = key
         protocol = load_protocol(version)
         columns = tuple(Column(track=t, ipc=protocol.track(dataset, t).ipc,

@@ -15,19 +15,25 @@ from collections.abc import Mapping, Sequence
 from importlib.resources import files
 from typing import Any
 
-from vdcbench.leaderboard.render.gallery import GALLERY_CLASSES, GalleryImage
+from vdcbench.leaderboard.render.gallery import GALLERY_CLASSES, GALLERY_PER_CLASS, GalleryImage
 from vdcbench.leaderboard.render.plots import Plot
 from vdcbench.leaderboard.render.text import (cell_count, cell_gain, cell_value, condensation,
-                                              entry_figures, labels_label, legend, method_label,
-                                              percent)
-from vdcbench.leaderboard.tables import Leaderboard, Row, Table
+                                              labels_label, legend, method_label, net_figure,
+                                              ordered_results, percent)
+from vdcbench.leaderboard.tables import Leaderboard, Row, Table, net_rank
+from vdcbench.protocol import load_protocol
 
 _CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
         "script-src 'unsafe-inline'; base-uri 'none'; form-action 'none'")
+# The entry id already ends in the archive's hash and any variant or schedule suffix, and
+# "Ranked" names the variant of an entry that is not: no column of their own, so the table
+# fits the page (the archive's full hash is the id's tooltip).
 _ENTRY_COLUMNS = (
-    ("Entry", "text"), ("Method", "text"), ("Kind", "text"), ("Labels", "text"),
-    ("Track", "text"), ("Variant", "text"), ("Ranked", "text"), ("Top-1 % per net", "text"),
-    ("Archive", "text"), ("Stored bytes", "num"), ("Condensation", "text"), ("Authors", "text"))
+    ("Entry", "text", ""), ("Method", "text", ""), ("Kind", "text", ""),
+    ("Labels", "text", ""), ("Track", "text", ""), ("Ranked", "text", ""),
+    ("Top-1 % per net", "num", "one line per net, in the protocol's order; sorts by the "
+                               "protocol's evaluation net"),
+    ("Stored bytes", "num", ""), ("Condensation", "text", ""), ("Authors", "text", ""))
 
 
 def render_html(board: Leaderboard, plots: Mapping[str, Sequence[Plot]],
@@ -38,7 +44,7 @@ def render_html(board: Leaderboard, plots: Mapping[str, Sequence[Plot]],
         out.append("<p>No ranked entries yet.</p>")
     for table in board.tables:
         out += _board_section(table, plots.get(table.slug, ()))
-    out += _entries_section(board) + _gallery_section(gallery)
+    out += _entries_section(board, gallery) + _gallery_section(gallery)
     # The script's text starts on a line of its own, as the stylesheet's does.
     out += ["</main>", '<pre id="selftest" hidden></pre>',
             f"<script>\n{_asset('leaderboard.js')}</script>", "</body>", "</html>", ""]
@@ -75,7 +81,9 @@ def _head() -> list[str]:
 def _header(board: Leaderboard) -> list[str]:
     """Title, legend and the filters (label strategies and nets of every entry)."""
     labels = sorted({e.label_strategy for e in board.entries})
-    nets = sorted({n for e in board.entries for n in e.nets})
+    nets = sorted({(net_rank(load_protocol(e.protocol_version), n), n)
+                   for e in board.entries for n in e.nets})
+    nets = list(dict.fromkeys(n for _, n in nets))
     legend_html = (_e(legend()).replace("**Bold**", "<b>Bold</b>")
                    .replace("&lt;ins&gt;underlined&lt;/ins&gt;", "<u>underlined</u>"))
     return ["<header>", "<h1>vdcbench leaderboard</h1>",
@@ -155,44 +163,62 @@ def _html_row(table: Table, row: Row, order: int) -> str:
             f'data-kind="{_e(row.kind)}">' + "".join(cells) + "</tr>")
 
 
-def _entries_section(board: Leaderboard) -> list[str]:
+def _entries_section(board: Leaderboard, gallery: Sequence[GalleryImage]) -> list[str]:
+    # Only a plain number is right-aligned; the per-net lines read from the left.
+    head = "".join(f'<th data-type="{kind}"' + (' class="num"' if kind == "num" and not title
+                                                else "")
+                   + (f' title="{_e(title)}"' if title else "") + f">{_e(name)}</th>"
+                   for name, kind, title in _ENTRY_COLUMNS)
     out = ['<section id="entries">', "<h2>Entries</h2>", '<div class="scroll">',
-           '<table class="sortable">',
-           "<thead><tr>" + "".join(f'<th data-type="{t}"{" class=num" if t == "num" else ""}>'
-                                   f"{_e(h)}</th>" for h, t in _ENTRY_COLUMNS) + "</tr></thead>",
-           "<tbody>"]
+           '<table class="sortable entries">', f"<thead><tr>{head}</tr></thead>", "<tbody>"]
     unranked = {u.entry.id: u.reason for u in board.unranked}
+    drawn = {image.first.archive.sha256 for image in gallery}
     for order, e in enumerate(board.entries):
+        entry_id = f'<code class="id">{_e(e.id)}</code>'
+        if e.archive.sha256 in drawn:          # to the archive's picture in the gallery
+            entry_id = f'<a href="#{_archive_anchor(e.archive.sha256)}">{entry_id}</a>'
+        results = ordered_results(e)
+        lead = next(iter(load_protocol(e.protocol_version).nets), None)
+        sort_value = next((repr(r.spread("top1").mean) for r in results if r.net == lead), "")
+        figures = "".join(f'<span class="net">{_e(net_figure(r))}</span>' for r in results)
         out.append(
             f'<tr data-order="{order}" data-filter data-labels="{_e(e.label_strategy)}" '
-            f'data-nets="{_e(" ".join(e.nets))}" id="entry-{_e(e.id)}">'
-            f"<td><code>{_e(e.id)}</code></td><td>{_e(e.method.name)}</td>"
-            f"<td>{_e(e.method.kind)}</td>"
+            f'data-nets="{_e(" ".join(e.nets))}" data-archive="{_e(e.archive.sha256)}" '
+            f'id="entry-{_e(e.id)}">'
+            f'<td class="id" title="archive {_e(e.archive.sha256)}">{entry_id}</td>'
+            f"<td>{_e(e.method.name)}</td><td>{_e(e.method.kind)}</td>"
             f"<td>{_e(labels_label(e.label_strategy, e.teacher_sha256))}</td>"
-            f"<td>{_e(e.track)}</td><td>{_e(e.variant)}</td>"
-            f"<td>{_e(unranked.get(e.id, 'yes'))}</td><td>{_e(entry_figures(e))}</td>"
-            f"<td><code>{_e(e.archive.sha256[:12])}</code></td>"
+            f'<td class="track">{_e(e.track)}</td><td>{_e(unranked.get(e.id, "yes"))}</td>'
+            f'<td class="nets" data-value="{sort_value}">{figures}</td>'
             f'<td class="num" data-value="{e.archive.bytes}">{e.archive.bytes:,}</td>'
             f"<td>{_e(condensation(e))}</td><td>{_e(', '.join(e.method.authors) or '–')}</td>"
             "</tr>")
     return out + ["</tbody>", "</table>", "</div>", "</section>"]
 
 
+def _archive_anchor(sha256: str) -> str:
+    return f"archive-{sha256[:12]}"
+
+
 def _gallery_section(gallery: Sequence[GalleryImage]) -> list[str]:
     out = ['<section id="gallery">', "<h2>Gallery</h2>",
-           f"<p class=\"meta\">The first instance of each class (up to {GALLERY_CLASSES} "
-           "classes), frame by frame, for every archive committed under "
-           "<code>submissions/</code>. <code>vdcbench show ARCHIVE</code> draws the full grid "
-           "and an animated GIF per class.</p>", '<div class="gallery">']
+           "<p class=\"meta\">Every archive committed under <code>submissions/</code>: a row "
+           f"per class (up to {GALLERY_CLASSES}) with each of its clips (up to "
+           f"{GALLERY_PER_CLASS}) as its first, middle and last frames, under the archive's "
+           "method, track, label strategy and hash. <code>vdcbench show ARCHIVE</code> draws "
+           "every frame and an animated GIF per class.</p>", '<div class="gallery">']
     if not gallery:
         out.append("<p>No archive is committed.</p>")
     for image in gallery:
         first = image.first
         caption = (f"{first.method.name} · {first.track} · {first.label_strategy} · "
                    f"{first.archive.sha256[:12]}")
+        if len(image.entries) > 1:
+            caption += f" · {len(image.entries)} entries"
         nets = " ".join(sorted({n for m in image.entries for n in m.nets}))
-        out.append(f'<figure data-filter data-labels="{_e(first.label_strategy)}" '
-                   f'data-nets="{_e(nets)}">'
+        out.append(f'<figure id="{_archive_anchor(first.archive.sha256)}" data-filter '
+                   f'data-labels="{_e(first.label_strategy)}" data-nets="{_e(nets)}" '
+                   f'data-archive="{_e(first.archive.sha256)}">'
                    f'<img alt="{_e(caption)}" src="{_data_uri("image/png", image.png)}">'
                    f"<figcaption>{_e(caption)}</figcaption></figure>")
     return out + ["</div>", "</section>"]

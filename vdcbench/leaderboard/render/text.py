@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from vdcbench.core.stats import format_mean_std
-from vdcbench.leaderboard.entry import Entry
-from vdcbench.leaderboard.tables import Row, TableCell
+from vdcbench.leaderboard.entry import Entry, NetResults
+from vdcbench.leaderboard.tables import Row, TableCell, net_rank
 from vdcbench.leaderboard.ties import ALPHA, MIN_PAIRS, MIN_PERMUTATION_PAIRS
+from vdcbench.protocol import load_protocol
 
 
 def percent(ratio: float | None) -> str:
@@ -37,9 +38,21 @@ def labels_label(labels: str, teacher: str | None) -> str:
     return f"{labels} (teacher {teacher[:8]})" if teacher else labels
 
 
+def ordered_results(entry: Entry) -> list[NetResults]:
+    """An entry's results in the protocol's order of nets (its evaluation net first); the entry
+    itself keeps them by name."""
+    protocol = load_protocol(entry.protocol_version)
+    return sorted(entry.results, key=lambda r: net_rank(protocol, r.net))
+
+
+def net_figure(results: NetResults) -> str:
+    """Top-1 of one net of an entry: "net m ± s (n=k)"."""
+    return f"{results.net} {results.spread('top1').format()} (n={results.n})"
+
+
 def entry_figures(entry: Entry) -> str:
-    """Top-1 per net of an entry, "net m ± s (n=k)", one net after another."""
-    return "; ".join(f"{r.net} {r.spread('top1').format()} (n={r.n})" for r in entry.results)
+    """Top-1 per net of an entry, one net after another in the protocol's order."""
+    return "; ".join(net_figure(r) for r in ordered_results(entry))
 
 
 def condensation(entry: Entry) -> str:

@@ -72,8 +72,51 @@
   apply();
   document.body.setAttribute("data-ready", "1");
 
-  if (location.hash === "#selftest") {
-    var report = {};
+  // 32-bit FNV-1a of a string: tells two image sources apart without copying them.
+  function fingerprint(text) {
+    var hash = 0x811c9dc5;
+    for (var i = 0; i < text.length; i++) {
+      hash ^= text.charCodeAt(i);
+      hash = Math.imul(hash, 0x01000193) >>> 0;
+    }
+    return ("0000000" + hash.toString(16)).slice(-8);
+  }
+  // Does anything stick out sideways? Each table against the box it scrolls in (a table wider
+  // than its box hides columns behind a scrollbar), and the page against the window.
+  function layout() {
+    var root = document.documentElement;
+    var tables = Array.prototype.map.call(document.querySelectorAll("main table"), function (t) {
+      var box = t.closest(".scroll") || t.parentElement;
+      var section = t.closest("section");
+      return { section: section ? section.id : "", table_width: t.scrollWidth,
+               box_width: box.clientWidth, box_scroll_width: box.scrollWidth,
+               overflows: t.scrollWidth > box.clientWidth || box.scrollWidth > box.clientWidth };
+    });
+    return { window_width: window.innerWidth, page_width: root.clientWidth,
+             page_scroll_width: root.scrollWidth, tables: tables };
+  }
+  function gallery() {
+    var figures = Array.prototype.map.call(document.querySelectorAll("#gallery figure"),
+      function (f) {
+        var img = f.querySelector("img");
+        return { id: f.id, archive: f.getAttribute("data-archive"), source: fingerprint(img.src),
+                 source_length: img.src.length, width: img.naturalWidth,
+                 height: img.naturalHeight };
+      });
+    // The picture each entry links to, through its id's link into the gallery.
+    var entries = {};
+    document.querySelectorAll("#entries tbody tr").forEach(function (row) {
+      var link = row.querySelector("td.id a");
+      var target = link ? document.getElementById(link.getAttribute("href").slice(1)) : null;
+      var img = target ? target.querySelector("img") : null;
+      entries[row.id.slice("entry-".length)] = {
+        archive: row.getAttribute("data-archive"), source: img ? fingerprint(img.src) : null };
+    });
+    return { figures: figures, entries: entries };
+  }
+
+  function selftest() {
+    var report = { layout: layout(), gallery: gallery() };
     var table = document.querySelector("section.board table");
     if (table) {
       var head = table.tHead.rows[0].cells;
@@ -110,5 +153,10 @@
     report.entries = document.querySelectorAll("#entries tbody tr").length;
     report.images = document.images.length;
     document.getElementById("selftest").textContent = JSON.stringify(report);
+  }
+  if (location.hash === "#selftest") {
+    // After load, when every image is decoded and has its natural size.
+    if (document.readyState === "complete") { selftest(); }
+    else { window.addEventListener("load", selftest); }
   }
 }());
