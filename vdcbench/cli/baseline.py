@@ -11,7 +11,7 @@ from rich.table import Table
 import shlex
 
 from vdcbench.cli.evaluate import evaluate_and_render, parse_seeds
-from vdcbench.cli.output import console, out, progress_bar, user_errors
+from vdcbench.cli.output import out, progress_bar, user_errors
 from vdcbench.cli.progress import RichProgress
 from vdcbench.core.errors import VdcError
 
@@ -152,8 +152,8 @@ def generate_synthetic(dataset, splits: tuple[str, ...]) -> None:
             continue
         per_class = spec.train_per_class if split == "train" else spec.val_per_class
         total = per_class * len(synthetic.CLASS_NAMES)
-        console.print(f"generating the {dataset.name} {split} split ({total} videos, once; cached "
-                      f"in {synthetic.split_cache_folder(spec)})", markup=False, highlight=False)
+        click.echo(f"generating the {dataset.name} {split} split ({total} videos, once; cached "
+                   f"in {synthetic.split_cache_folder(spec)})", err=True)
         with progress_bar() as bar:
             task = bar.add_task(f"generate {dataset.name} {split}", total=total, info="")
             synthetic.load_split(spec, split, progress=lambda done, total: bar.update(
