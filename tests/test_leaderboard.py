@@ -3,8 +3,12 @@ and show — all on hand-made records of tiny real archives (nothing is trained)
 
 from __future__ import annotations
 
+import base64
+import html
+import itertools
 import json
 import os
+import re
 import shutil
 import subprocess
 from fractions import Fraction
@@ -125,7 +129,6 @@ def copy_study(study: Path, tmp_path: Path) -> Path:
 def first_entry(root: Path, pattern: str) -> Path:
     """The first entry whose id starts with a match of ``pattern`` (ids embed archive hashes, which move with
     the protocol hash written into every manifest)."""
-    import re
     return next(p for p in entry_paths(root) if re.match(pattern, p.parent.name))
 
 
@@ -476,11 +479,140 @@ def test_readme_and_page_content(study, teachers, tmp_path):
     parser = Resources()
     parser.feed(page)
     assert parser.csp and "default-src 'none'" in parser.csp
-    assert parser.urls and all(u.startswith("data:") for u in parser.urls), parser.urls
+    # Data URIs, and fragments into the page itself (an entry's link to its archive's picture).
+    assert parser.urls and all(u.startswith(("data:", "#")) for u in parser.urls), parser.urls
+    ids = set(re.findall(r' id="([^"]+)"', page))
+    assert all(u[1:] in ids for u in parser.urls if u.startswith("#"))
     assert "@import" not in page and "url(" not in page.split("<script>")[0]
     for entry in validate_entries(study):
         assert f'id="entry-{entry.id}"' in page
     assert 'id="filter-labels"' in page and 'id="filter-net"' in page
+
+
+def _table(study, teachers, net="minic3d"):
+    from vdcbench.leaderboard.tables import build_tables
+    board = build_tables(validate_entries(study), _sidecars(teachers))
+    return next(t for t in board.tables if t.net == net)
+
+
+def _sidecars(folder):
+    from vdcbench.leaderboard.tables import load_teacher_sidecars
+    return load_teacher_sidecars(folder)
+
+
+def _overlap(a, b) -> bool:
+    return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
+
+
+def test_plots_keep_legends_off_the_axes_and_draw_only_what_shows_something(study, teachers):
+    import dataclasses
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from vdcbench.leaderboard.render.plots import draw_bytes, draw_dots, draw_ipc, table_plots
+
+    table = _table(study, teachers)
+    plots = table_plots(table)
+    assert [p.path.rsplit("-", 1)[1] for p in plots] == ["ipc.svg", "bytes.svg"]
+    for draw in (draw_ipc, draw_bytes):
+        figure = draw(table)
+        canvas = FigureCanvasAgg(figure)
+        canvas.draw()                               # lays the figure out, as saving does
+        renderer = canvas.get_renderer()
+        (ax,) = figure.axes
+        (legend,) = figure.legends
+        labels = [t.get_text() for t in legend.get_texts()]
+        assert "chance" in labels and "full data" in labels and "rded (soft)" in labels
+        # Below the axes: no legend box over any line, whatever the data.
+        assert not _overlap(legend.get_window_extent(renderer), ax.get_window_extent(renderer))
+        low, high = ax.get_ylim()
+        assert 0 <= low <= 10 and 90 <= high <= 100      # chance (10 %) and full data (90 %)
+
+    # The same table with results on IPC 1 only: no line through one IPC, no bytes axis
+    # stretched over label bytes, but a dot per row on an accuracy axis that makes sense.
+    ipc1 = table.columns[0]
+    single = dataclasses.replace(table, rows=tuple(
+        dataclasses.replace(r, cells={t: c for t, c in r.cells.items() if t == ipc1.track})
+        for r in table.rows))
+    plots = table_plots(single)
+    assert [p.path.rsplit("-", 1)[1] for p in plots] == ["ipc1.svg"]
+    assert "the only IPC with results" in plots[0].caption
+    figure = draw_dots(single, ipc1)
+    (ax,) = figure.axes
+    low, high = ax.get_xlim()
+    means = [r.cells[ipc1.track].mean for r in single.rows if r.cells]
+    assert 0 <= low < 10 < min(means) and max(means) < 90 < high <= 100
+    assert len(ax.get_yticklabels()) == len(means)
+    # A table without results has no plot at all.
+    empty = dataclasses.replace(table, rows=tuple(dataclasses.replace(r, cells={})
+                                                  for r in table.rows))
+    assert table_plots(empty) == ()
+
+
+def test_nets_come_in_the_protocols_order(study, teachers, tmp_path, protocol):
+    from vdcbench.leaderboard.build import render
+    from vdcbench.leaderboard.render.text import entry_figures
+    from vdcbench.leaderboard.tables import build_tables
+
+    root = copy_study(study, tmp_path)
+    # The Random IPC 1 entry, measured on i3d_r18 as well (a net that sorts before minic3d).
+    archive = root / "archives" / "random-synthetic-ipc1-hard-s0.tar"
+    sha = next(e for e in validate_entries(root) if e.method.name == "random" and e.ipc == 1
+               and e.variant == "official").archive.sha256
+    records = (make_records(protocol, sha, {0: 30.0, 1: 32.0, 2: 31.0})
+               + make_records(protocol, sha, {0: 20.0, 1: 21.0}, net="i3d_r18"))
+    for path in entry_paths(root):
+        if path.parent.name.startswith("random-ipc1-t8-hard-") and "cutmix" not in path.parent.name:
+            path.unlink()
+    submit(records, archive, root=root).to_disk(root)
+    assert sorted(["minic3d", "i3d_r18"]) == ["i3d_r18", "minic3d"]
+    board = build_tables(validate_entries(root), _sidecars(teachers))
+    assert [t.net for t in board.tables] == ["minic3d", "i3d_r18"]
+    entry = next(e for e in board.entries if len(e.nets) == 2)
+    assert entry.nets == ("i3d_r18", "minic3d")                  # stored by name
+    assert entry_figures(entry).startswith("minic3d 31.0 ± 1.0 (n=3); i3d_r18 ")
+    files = render(root, teachers)
+    page = files["index.html"].decode()
+    assert page.index('<option value="minic3d">') < page.index('<option value="i3d_r18">')
+    assert page.index('data-net="minic3d"') < page.index('data-net="i3d_r18"')
+    readme = files["README.md"].decode()
+    assert readme.index("## synthetic · minic3d") < readme.index("## synthetic · i3d_r18")
+
+
+def test_gallery_pictures_are_per_archive(study, tmp_path, protocol):
+    import io
+
+    from PIL import Image
+
+    from vdcbench.archive import read_archive
+    from vdcbench.leaderboard.render.gallery import gallery_images
+
+    entries = validate_entries(study)
+    images = gallery_images(study, entries)
+    by_archive = {image.first.archive.sha256: image for image in images}
+    assert len(images) == len({e.archive.sha256 for e in entries}) == 7
+    # One picture per archive, and no two alike, though two archives hold the same clips.
+    assert len({image.png for image in images}) == 7
+    hard, soft = (read_archive(study / "archives" / f"rded-synthetic-ipc1-{labels}-s0.tar")
+                  for labels in ("hard", "soft"))
+    assert torch.equal(hard.condensed.videos, soft.condensed.videos)
+    assert hard.sha256 != soft.sha256
+    assert by_archive[hard.sha256].png != by_archive[soft.sha256].png
+    # Entries on one archive share its picture (the Random IPC 1 set and its cutmix variant).
+    shared = [image for image in images if len(image.entries) > 1]
+    assert len(shared) == 1 and {e.variant for e in shared[0].entries} == {"official", "cutmix"}
+    # Every clip is drawn: the IPC 5 sheet holds five clips of 3 frames of 24 px in a row, the
+    # IPC 1 sheet has no room for them; and a sheet stays light (a 256-colour palette).
+    sizes = {}
+    for image in images:
+        picture = Image.open(io.BytesIO(image.png))
+        assert picture.format == "PNG" and picture.mode == "P" and len(image.png) < 100_000
+        sizes[(image.first.method.name, image.first.ipc, image.first.label_strategy)] = \
+            picture.size
+    assert sizes[("random", 5, "hard")][0] >= 5 * 3 * 24 > sizes[("random", 1, "hard")][0]
+    assert sizes[("random", 5, "hard")][1] == sizes[("random", 1, "hard")][1]    # 10 classes
+    # Deterministic: the same archives give the same bytes.
+    assert [i.png for i in gallery_images(study, entries)] == [i.png for i in images]
 
 
 def test_page_in_headless_chromium(study, teachers, tmp_path):
@@ -498,17 +630,46 @@ def test_page_in_headless_chromium(study, teachers, tmp_path):
     common = [browser, "--headless=new", "--no-sandbox", "--disable-gpu",
               "--no-first-run", "--disable-extensions", "--disable-background-networking",
               f"--user-data-dir={tmp_path / 'profile'}"]
-    dom = subprocess.run(common + ["--virtual-time-budget=3000", "--dump-dom",
-                                   f"{page.as_uri()}#selftest"],
+    # A 1,400 px window: the width the page must fit without hiding a column.
+    dom = subprocess.run(common + ["--window-size=1400,2400", "--virtual-time-budget=3000",
+                                   "--dump-dom", f"{page.as_uri()}#selftest"],
                          capture_output=True, text=True, timeout=120)
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert 'data-ready="1"' in dom.stdout
-    report = json.loads(dom.stdout.split('id="selftest"')[1].split(">", 1)[1].split("</pre>")[0]
-                        .replace("&quot;", '"'))
+    report = json.loads(html.unescape(
+        dom.stdout.split('id="selftest"')[1].split(">", 1)[1].split("</pre>")[0]))
     assert report["sorted_desc"] and report["sorted_asc"]
     assert report["entries"] == len(STUDY) + 1 and report["images"] == 2 + 7
     assert all(f["only_matching"] and f["visible"] > 0 for f in report["filters"].values())
-    shot = subprocess.run(common + ["--window-size=1280,2400",
+
+    # No table sticks out of the box it scrolls in, and the page is no wider than the window.
+    layout = report["layout"]
+    assert layout["window_width"] == 1400, layout
+    assert layout["page_scroll_width"] <= layout["page_width"], layout
+    tables = {t["section"]: t for t in layout["tables"]}
+    assert "entries" in tables and len(tables) == 2, tables          # the board and the entries
+    for name, t in tables.items():
+        assert not t["overflows"] and t["table_width"] <= t["box_width"], (name, t)
+
+    # The gallery: a decoded picture per archive, and entries on different archives never share
+    # one (the study has two archives holding the same clips: RDED IPC 1 hard and soft).
+    gallery = report["gallery"]
+    figures = gallery["figures"]
+    assert len(figures) == 7 and all(f["width"] > 0 and f["height"] > 0 for f in figures)
+    assert len({f["archive"] for f in figures}) == len({f["source"] for f in figures}) == 7
+    entries = gallery["entries"]
+    assert len(entries) == len(STUDY) + 1 and all(e["source"] for e in entries.values())
+    for (a, x), (b, y) in itertools.combinations(sorted(entries.items()), 2):
+        assert (x["source"] == y["source"]) == (x["archive"] == y["archive"]), (a, b)
+    # The same, byte for byte, from the sources in the page.
+    pictures = {}
+    for archive, source in re.findall(r'<figure id="archive-[0-9a-f]+"[^>]*'
+                                      r'data-archive="([0-9a-f]{64})"><img [^>]*src="([^"]+)"',
+                                      dom.stdout):
+        pictures[archive] = base64.b64decode(source.split(",", 1)[1])
+    assert len(pictures) == 7 and len(set(pictures.values())) == 7
+
+    shot = subprocess.run(common + ["--window-size=1400,2400",
                                     f"--screenshot={artefacts / 'leaderboard-page.png'}",
                                     page.as_uri()],
                           capture_output=True, text=True, timeout=120)
