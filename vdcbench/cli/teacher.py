@@ -1,12 +1,31 @@
-"""``teacher train``: the protocol teacher of a net on a data set's full train split."""
+"""``teacher train``: the protocol teacher (or a declared profile's) of a net on a data set."""
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import click
 
-from vdcbench.cli.output import out, progress_bar, user_errors
+from vdcbench.cli.output import console, fail, out, progress_bar, user_errors
+
+
+def format_duration(seconds: float) -> str:
+    """``45 s``, ``12 min``, ``3.4 h``: an estimate's precision, not a stopwatch's."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def cost_line(cost, profile_name: str) -> str:
+    """One line saying what a teacher's training will take here, before it starts."""
+    recipe = cost.recipe
+    return (f"profile {profile_name} (recipe {recipe.name}): {recipe.epochs} epochs x "
+            f"{cost.train_videos:,} videos = {cost.clips:,} clips, about "
+            f"{format_duration(cost.seconds)} here ({cost.seconds_per_clip:.3f} s a clip, "
+            f"measured)")
 
 
 @click.group("teacher")
@@ -17,6 +36,11 @@ def teacher_group() -> None:
 @teacher_group.command("train")
 @click.option("--dataset", required=True)
 @click.option("--net", default="minic3d", show_default=True)
+@click.option("--profile", "profile_name", default="protocol", show_default=True,
+              help="Teacher profile: 'protocol' (the data set's protocol recipe) or a declared "
+                   "one (protocol/teacher-profiles.toml; 'cpu': 30 epochs a CPU can afford). A "
+                   "profile's teacher is saved under its name and hash, and results made with it "
+                   "say so.")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--epochs", type=int, default=None,
               help="Shorten the recipe (smoke tests; the result is reported, not saved).")
@@ -32,32 +56,64 @@ def teacher_group() -> None:
               help="Start from epoch 0 even if a stopped run of the same training left a "
                    "checkpoint (kept per epoch in the cache).")
 @user_errors
-def teacher_train_cmd(dataset: str, net: str, device: str, epochs: int | None,
-                      shuffle_frames: bool, videos_per_class: int | None, tiny: bool,
-                      json_path: Path | None, no_resume: bool) -> None:
-    """Train the protocol teacher of NET (any protocol net) on the full train split of DATASET."""
+def teacher_train_cmd(dataset: str, net: str, profile_name: str, device: str,
+                      epochs: int | None, shuffle_frames: bool, videos_per_class: int | None,
+                      tiny: bool, json_path: Path | None, no_resume: bool) -> None:
+    """Train the teacher of NET (any protocol net) on the full train split of DATASET.
+
+    Ctrl-C stops after the training step in progress; the finished epochs are kept, and the
+    same command resumes from them."""
+    from vdcbench.cli.interrupts import stop_on_sigint
     from vdcbench.data.datasets import resolve_dataset
-    from vdcbench.protocol import LATEST_VERSION, load_protocol
-    from vdcbench.train.teacher import teacher_resume_store, train_teacher
+    from vdcbench.protocol import LATEST_VERSION, load_protocol, teacher_profile
+    from vdcbench.train.interrupt import FitInterrupted, StopRequest
+    from vdcbench.train.teacher import teacher_cost, teacher_resume_store, train_teacher
     p = load_protocol(LATEST_VERSION)
     ds = resolve_dataset(p, dataset)
-    recipe = p.teacher_recipe(ds, net)
+    p.net(net)
+    profile = teacher_profile(profile_name, p)
     if tiny:
         epochs = epochs or 1
         videos_per_class = videos_per_class or 2
+    if epochs is not None and epochs < 1:
+        raise click.BadParameter(f"must be at least 1, not {epochs}", param_hint="--epochs")
+    cost = teacher_cost(p, ds, net, profile, device=device)
+    recipe = cost.recipe
     total = epochs or recipe.epochs
-    with progress_bar() as bar:
-        task = bar.add_task(f"teacher {net} on {dataset}", total=total, info="")
-        sidecar, _ = train_teacher(
-            p, ds, net, epochs=epochs, shuffle_frames=shuffle_frames, device=device,
-            videos_per_class=videos_per_class,
-            resume_store=None if no_resume else teacher_resume_store(),
-            progress=lambda e, n, loss: bar.update(task, completed=e, info=f"loss {loss:.3f}"))
+    if epochs is None and videos_per_class is None:
+        console.print(f"teacher {net} on {dataset}: {cost_line(cost, profile_name)}")
+    resume = shlex.join(["vdcbench", "teacher", "train", "--dataset", dataset, "--net", net,
+                         "--profile", profile_name]
+                        + (["--epochs", str(epochs)] if epochs is not None else [])
+                        + (["--videos-per-class", str(videos_per_class)]
+                           if videos_per_class is not None else [])
+                        + (["--shuffle-frames"] if shuffle_frames else [])
+                        + (["--device", device] if device != "cpu" else []))
+    try:
+        with progress_bar() as bar, stop_on_sigint(StopRequest()) as stop:
+            task = bar.add_task(f"teacher {net} on {dataset}", total=total, info="")
+
+            def on_step(epoch: int, epochs_: int, step: int, steps: int, loss: float) -> None:
+                bar.update(task, total=epochs_ * steps, completed=epoch * steps + step,
+                           info=f"epoch {epoch + 1}/{epochs_} step {step}/{steps} "
+                                f"loss {loss:.3f}")
+
+            sidecar, _ = train_teacher(
+                p, ds, net, epochs=epochs, shuffle_frames=shuffle_frames, device=device,
+                videos_per_class=videos_per_class, profile=profile,
+                resume_store=None if no_resume else teacher_resume_store(),
+                on_step=on_step, stop=stop)
+    except FitInterrupted as exc:
+        again = (f"resume with `{resume}`" if exc.checkpointed and exc.epochs_saved
+                 else f"rerun `{resume}` to start again")
+        fail(f"{exc}; {again}", exc.exit_code)
+    except KeyboardInterrupt:
+        fail(f"interrupted; finished epochs are kept: resume with `{resume}`", 130)
     saved = sidecar.sha256 is not None
     out.print(f"teacher {net} on {dataset}: validation top-1 {sidecar.val_top1:.1f}% "
-              f"({sidecar.epochs_run} epochs of recipe {recipe.name}, "
+              f"({sidecar.epochs_run} epochs of recipe {recipe.name}, profile {profile_name}, "
               f"{sidecar.train_gflops / 1e3:.1f} TFLOP, {sidecar.wall_seconds:.0f} s)"
-              + ("" if saved else "  \\[not saved: not the protocol recipe]"))
+              + ("" if saved else "  \\[not saved: not the declared recipe]"))
     if json_path:
         from vdcbench.core.atomic_file import write_json_atomic
         write_json_atomic(json_path, sidecar.to_dict())

@@ -1,11 +1,12 @@
 """Result records: one per (archive, protocol, data set, track, labels, variant, net, teacher, seed,
-schedule).
+schedule, teacher profile).
 
 Records are typed objects with ``to_disk`` / ``from_disk``; the on-disk layout mirrors the
 leaderboard (data set / track / method-archive / net / labels-variant / seed), so a results folder
 can be read as a table and an interrupted evaluation resumes from the records it has. A schedule
-other than the protocol's is in the path too (``hard-official-e2/seed0.json``). Their JSON
-schema is ``protocol/schemas/result.schema.json``.
+other than the protocol's is in the path too (``hard-official-e2/seed0.json``), and so is a
+teacher profile other than the protocol's (``multi-sl-official-teacher-cpu-57148d4bb08b``). Their
+JSON schema is ``protocol/schemas/result.schema.json``.
 """
 
 from __future__ import annotations
@@ -57,21 +58,43 @@ class RecordKey:
     # above, and every record written before the schedule joined the key reads, round-trips and
     # keeps its path unchanged. None only in a key built by hand: its record fills it in.
     epochs: int | None = None
+    # The declared teacher profile (protocol/teacher-profiles.toml) of the teacher the result
+    # depends on, as ``<name>@<sha256>``: the one that labelled online (multi-sl), or the one the
+    # archive's method condensed with (its config's ``teacher_profile``); None for the protocol
+    # teacher or no teacher. A teacher trained for 30 epochs is not the protocol's, so its
+    # records are another measurement. On disk it is the record's top-level ``teacher_profile``
+    # (name and sha256), absent for the protocol's, so every earlier record keeps its bytes.
+    teacher_profile: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.teacher_profile is not None:
+            split_profile(self.teacher_profile)      # refuses a malformed one here, not later
+
+    @property
+    def teacher_profile_name(self) -> str:
+        """The profile's name; ``protocol`` for the protocol teacher (or none)."""
+        return ("protocol" if self.teacher_profile is None
+                else split_profile(self.teacher_profile)[0])
 
     def cell(self) -> tuple:
         """The key without the seed: records sharing it are aggregated into mean ± std."""
         return tuple(v for k, v in asdict(self).items() if k != "seed")
 
     def to_dict(self) -> dict[str, Any]:
-        """The key as a record stores it (without the schedule, stored beside it)."""
-        return {k: v for k, v in asdict(self).items() if k != "epochs"}
+        """The key as a record stores it (without the schedule and the teacher profile, stored
+        beside it)."""
+        return {k: v for k, v in asdict(self).items() if k not in ("epochs", "teacher_profile")}
 
     def folder_name(self) -> str:
-        """``<labels>-<variant>``, and ``-e<epochs>`` for a schedule other than the protocol's:
-        the protocol's records keep the path they always had, a shortened run gets its own."""
+        """``<labels>-<variant>``, ``-e<epochs>`` for a schedule other than the protocol's and
+        ``-teacher-<profile>-<hash[:12]>`` for a teacher profile other than the protocol's: the
+        protocol's records keep the path they always had, any other run gets its own."""
         name = f"{self.label_strategy}-{self.variant}"
         if self.epochs is not None and self.epochs != _protocol_epochs(self.protocol_version):
             name += f"-e{self.epochs}"
+        if self.teacher_profile is not None:
+            profile, sha = split_profile(self.teacher_profile)
+            name += f"-teacher-{profile}-{sha[:12]}"
         return name
 
     def relative_path(self, method_name: str) -> Path:
@@ -79,6 +102,20 @@ class RecordKey:
         (data set / track / method-archive / net / labels-variant[-schedule] / seed)."""
         return (Path(self.dataset) / self.track / f"{method_name}-{self.archive_sha256[:12]}"
                 / self.net / self.folder_name() / f"seed{self.seed}.json")
+
+
+def join_profile(name: str, sha256: str) -> str:
+    """A teacher profile as a record key holds it: ``<name>@<sha256>``."""
+    return f"{name}@{sha256}"
+
+
+def split_profile(value: str) -> tuple[str, str]:
+    """(name, sha256) of a key's ``teacher_profile``; ``ValueError`` for any other text."""
+    name, at, sha = value.partition("@")
+    if (not at or not name or len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha)
+            or not all(c.isalnum() or c in "-_" for c in name)):
+        raise ValueError(f"teacher profile {value!r} is not <name>@<sha256>")
+    return name, sha
 
 
 def _protocol_epochs(version: int) -> int:
@@ -184,6 +221,9 @@ class EvalRecord:
         for optional in _OPTIONAL_FIELDS:
             if body[optional] is None:
                 del body[optional]
+        if self.key.teacher_profile is not None:
+            name, sha = split_profile(self.key.teacher_profile)
+            body["teacher_profile"] = {"name": name, "sha256": sha}
         return {"format": RECORD_FORMAT, "format_version": RECORD_VERSION, **body}
 
     @classmethod
@@ -191,7 +231,13 @@ class EvalRecord:
         if data.get("format") != RECORD_FORMAT or data.get("format_version") != RECORD_VERSION:
             raise VdcError("not a vdcbench result record (format/format_version mismatch)")
         body = {k: v for k, v in data.items() if k not in ("format", "format_version")}
-        body["key"] = RecordKey(**body["key"], epochs=body["epochs"])   # stored beside the key
+        profile = body.pop("teacher_profile", None)
+        if profile is not None:
+            if not isinstance(profile, Mapping) or set(profile) != {"name", "sha256"}:
+                raise ValueError("teacher_profile must hold its name and sha256")
+            profile = join_profile(profile["name"], profile["sha256"])
+        body["key"] = RecordKey(**body["key"], epochs=body["epochs"],   # stored beside the key
+                                teacher_profile=profile)
         body["method"] = RecordedMethod.from_dict(body["method"])
         body["versions"] = RuntimeVersions.from_dict(body["versions"])
         return cls(**body)

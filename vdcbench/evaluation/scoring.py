@@ -21,9 +21,9 @@ from vdcbench.core.errors import NotBuiltError, VdcError
 from vdcbench.core.locks import exclusive
 from vdcbench.models import build_net
 from vdcbench.models.flops import NetCost, net_cost, training_gflops
-from vdcbench.protocol import Protocol
+from vdcbench.protocol import PROTOCOL_PROFILE, Protocol, TeacherProfile, teacher_profile
 from vdcbench.evaluation.records import (EvalRecord, RecordedMethod, RecordKey,
-                                         RuntimeVersions, find_record)
+                                         RuntimeVersions, find_record, join_profile)
 from vdcbench.train.teacher import load_teacher
 from vdcbench.core.randomness import STREAM_INIT, torch_seed
 from vdcbench.train.checkpoint import FitCheckpoint
@@ -52,7 +52,11 @@ def resume_store() -> ArtifactStore:
 
 def resume_key(key: RecordKey) -> str:
     """An artifact key naming the record identity in full (a hash: the store's keys are short)."""
-    text = json.dumps(dataclasses.asdict(key), sort_keys=True, separators=(",", ":"))
+    fields = dataclasses.asdict(key)
+    if fields["teacher_profile"] is None:
+        # Keys from before teacher profiles hash as they did: their checkpoints still resume.
+        del fields["teacher_profile"]
+    text = json.dumps(fields, sort_keys=True, separators=(",", ":"))
     return f"eval-{hashlib.sha256(text.encode()).hexdigest()}"
 
 
@@ -65,6 +69,30 @@ class EvalSettings:
     variant: str = "official"
     device: str = "cpu"
     epochs: int | None = None   # a shortened schedule: tests and smoke runs only, never official
+    # The teacher profile of the multi-sl teacher: None takes the archive's (the profile its
+    # method condensed with, else the protocol teacher); "protocol" or a declared profile's name.
+    teacher_profile: str | None = None
+
+
+def archive_teacher_profile(protocol: Protocol, archive: LoadedArchive) -> str | None:
+    """The teacher profile the archive's method condensed with, as ``<name>@<sha256>``; None for
+    the protocol teacher or a method without one (a config without ``teacher_profile``)."""
+    config = archive.condensed.method.config or {}
+    value = config.get("teacher_profile", PROTOCOL_PROFILE)
+    if not isinstance(value, str):
+        raise VdcError(f"archive {archive.path}: method config teacher_profile {value!r} is not "
+                       f"a profile name")
+    name, _, sha = value.partition("@")
+    if name == PROTOCOL_PROFILE:
+        return None
+    if sha:
+        return join_profile(name, sha)
+    profile = teacher_profile(name, protocol)   # a bare name: the profile declared here
+    return join_profile(profile.name, profile.sha256)
+
+
+def _same_profile(profile: TeacherProfile | None, recorded: str | None) -> bool:
+    return (None if profile is None else join_profile(profile.name, profile.sha256)) == recorded
 
 
 def student_fit_config(protocol: Protocol, archive: LoadedArchive, variant: str,
@@ -117,9 +145,29 @@ class Evaluation:
         # Once: for a prepared data set it is the store's hash, read from its files.
         self.dataset_sha256 = dataset_sha256(self.dataset)
         self.teacher = None
+        condensed_with = archive_teacher_profile(protocol, archive)
+        self.teacher_profile = condensed_with
         if self.strategy.labels == "teacher-online":
+            if settings.teacher_profile is not None:
+                profile = teacher_profile(settings.teacher_profile, protocol)
+            elif condensed_with is not None:
+                profile = teacher_profile(condensed_with.partition("@")[0], protocol)
+            else:
+                profile = None
+            uses_teacher = "teacher_profile" in (archive.condensed.method.config or {})
+            if uses_teacher and not _same_profile(profile, condensed_with):
+                made = (condensed_with or PROTOCOL_PROFILE).partition("@")[0]
+                raise VdcError(f"the archive was condensed with the {made!r}-profile teacher; its "
+                               f"multi-sl labels must come from the same profile's teacher "
+                               f"(teacher profile {made})")
             arch = protocol.net(settings.net).teacher_architecture
-            self.teacher = load_teacher(protocol, self.dataset, arch, settings.device)
+            self.teacher = load_teacher(protocol, self.dataset, arch, settings.device, profile)
+            self.teacher_profile = (None if profile is None
+                                    else join_profile(profile.name, profile.sha256))
+        elif settings.teacher_profile is not None and settings.teacher_profile != (
+                (condensed_with or PROTOCOL_PROFILE).partition("@")[0]):
+            raise VdcError(f"a teacher profile applies to multi-sl labels (a teacher labels "
+                           f"online); this archive's labels are {archive.condensed.label_strategy}")
         self._validation: ValidationClips | None = None
 
     def key(self, seed: int) -> RecordKey:
@@ -130,7 +178,7 @@ class Evaluation:
             dataset_sha256=self.dataset_sha256, track=self.archive.track.id,
             label_strategy=c.label_strategy, variant=self.settings.variant,
             net=self.settings.net, teacher_sha256=self.teacher.sha256 if self.teacher else None,
-            seed=seed, epochs=self.config.epochs)
+            seed=seed, epochs=self.config.epochs, teacher_profile=self.teacher_profile)
 
     def existing(self, seed: int) -> EvalRecord | None:
         """The stored record of ``seed`` under ``results_dir`` with exactly this key, if any."""

@@ -9,7 +9,10 @@ its mean and sample standard deviation over every record it holds, and says so: 
 ``n`` (records) and, when more than one condensed set went in, how many.
 
 Only records of one data set and protocol version share a table; by default only the official
-variant, because that is what is ranked.
+variant, because that is what is ranked. Records made with a teacher profile other than the
+protocol's (a CPU teacher, ``protocol/teacher-profiles.toml``) rank in their own tables: a table
+holds one teacher profile, and records that used no teacher at all (Random with hard labels,
+the floor) join any.
 """
 
 from __future__ import annotations
@@ -41,10 +44,13 @@ class PivotFilter:
     condensation_seed: int | None = None     # keep one condensed set per method
     variant: str | None = None
     official_only: bool = True
+    teacher_profile: str | None = None       # a profile's name; teacher-free records join any
 
     def admits(self, record: EvalRecord) -> bool:
         k = record.key
+        profile = record_teacher_profile(record)
         return ((self.dataset is None or k.dataset == self.dataset)
+                and (self.teacher_profile is None or profile in (None, self.teacher_profile))
                 and (self.methods is None or record.method.name in self.methods)
                 and (self.net is None or k.net == self.net)
                 and (self.label_strategy is None or k.label_strategy == self.label_strategy)
@@ -97,6 +103,9 @@ class Pivot:
     # The full train split's top-1 per column (a net's protocol teacher), shown as the first row:
     # the ceiling a condensed set is read against. Filled by the caller, who can find teachers.
     full_data: dict[str, float] = field(default_factory=dict)
+    # The teacher profile of the records that used a teacher ("protocol", "cpu", ...); None when
+    # none did. A renderer names it when it is not the protocol's.
+    teacher_profile: str | None = None
 
     FULL_DATA_ROW: ClassVar[str] = "full train split (protocol teacher)"
 
@@ -127,6 +136,17 @@ class Pivot:
                  "|---" * (len(self.columns) + 1) + "|"]
         lines += [f"| {name} | " + " | ".join(texts) + " |" for name, texts in self.row_texts()]
         return "\n".join(lines)
+
+
+def record_teacher_profile(record: EvalRecord) -> str | None:
+    """The teacher profile a record's number depends on (``protocol`` for the protocol teacher),
+    or None for a record that used no teacher: hard labels of a method without a teacher."""
+    if record.key.teacher_profile is not None:
+        return record.key.teacher_profile_name
+    uses_teacher = (record.key.label_strategy != "hard"
+                    or "teacher_profile" in with_defaults(record.method.name,
+                                                          record.method.config or {}))
+    return "protocol" if uses_teacher else None
 
 
 def _track_order(track: str) -> tuple:
@@ -205,6 +225,10 @@ def pivot(records: list[EvalRecord], kind: PivotKind, where: PivotFilter = Pivot
         if len(values) > 1:
             raise VdcError(f"the {kind} table needs one {axis}, the records have "
                            f"{', '.join(sorted(values))}; pick one with --{axis}")
+    profiles = {record_teacher_profile(r) for r in chosen} - {None}
+    if len(profiles) > 1:
+        raise VdcError(f"records made with teachers of profiles {', '.join(sorted(profiles))} "
+                       f"never share a table; pick one with --teacher-profile")
     row_of: Callable[[EvalRecord, str], tuple[str, tuple]] = (
         _row_method if kind == "methods" else _row_method_track)
     column_of: Callable[[EvalRecord], tuple[str, tuple]] = (
@@ -225,4 +249,5 @@ def pivot(records: list[EvalRecord], kind: PivotKind, where: PivotFilter = Pivot
              for at, members in pooled.items()}
     return Pivot(kind=kind, dataset=datasets.pop(), protocol_version=versions.pop(),
                  rows=tuple(sorted(row_keys, key=row_keys.__getitem__)),
-                 columns=tuple(sorted(column_keys, key=column_keys.__getitem__)), cells=cells)
+                 columns=tuple(sorted(column_keys, key=column_keys.__getitem__)), cells=cells,
+                 teacher_profile=profiles.pop() if profiles else None)

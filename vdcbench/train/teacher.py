@@ -4,6 +4,11 @@ A teacher is the "full data set" row of every table, the label provider of soft 
 evaluation, and the scorer of RDED. It is stored as safetensors with a JSON sidecar (recipe,
 data-set hash, validation accuracy, sha256 of the weights file). Teachers shipped with vdcbench
 live in ``vdcbench/shipped/teachers`` and are found after the user's cache.
+
+Besides the protocol teacher, a teacher may be trained and saved under a declared teacher profile
+(``protocol/teacher-profiles.toml``, e.g. ``cpu``: fewer epochs a CPU can afford). Its file name
+and its sidecar carry the profile's name and hash, it is found only when that profile is asked
+for, and whatever it labels or scores says so; it is never taken for the protocol teacher.
 """
 
 from __future__ import annotations
@@ -31,11 +36,13 @@ from vdcbench.core.json_values import load_json_strict, plain_json
 from vdcbench.core.paths import teacher_resume_dir, teachers_dir
 from vdcbench.models import build_net
 from vdcbench.models.flops import net_cost, training_gflops
-from vdcbench.protocol import Dataset, Loss, Optimizer, Protocol, TeacherRecipe
+from vdcbench.protocol import (PROTOCOL_PROFILE, Dataset, Loss, Optimizer, Protocol,
+                               TeacherProfile, TeacherRecipe, load_teacher_profiles)
 from vdcbench.core.randomness import STREAM_INIT, torch_seed
 from vdcbench.train.checkpoint import FitCheckpoint
+from vdcbench.train.interrupt import StopRequest
 from vdcbench.train.sources import VideoWindows
-from vdcbench.train.trainer import FitConfig, Trainer
+from vdcbench.train.trainer import FitConfig, StepProgress, Trainer
 
 SHIPPED_DIR = Path(__file__).resolve().parents[1] / "shipped" / "teachers"
 SIDECAR_KIND = "vdcbench-teacher"
@@ -49,7 +56,8 @@ class TeacherSidecar:
     from an older vdcbench may lack a field today's ``TeacherRecipe`` has), and only ever go back
     to JSON. A field that is None is absent from the JSON: ``sha256`` (of the weights file) for
     a teacher that was not saved, ``videos_per_class`` unless the run was shrunk, and the compute
-    figures in sidecars written before vdcbench measured them (the shipped teacher's).
+    figures in sidecars written before vdcbench measured them (the shipped teacher's), and
+    ``profile`` (the teacher profile's name and sha256) for a protocol teacher.
     """
 
     net: str
@@ -70,6 +78,12 @@ class TeacherSidecar:
     train_gflops: float | None = None
     videos_per_class: int | None = None
     sha256: str | None = None
+    profile: Mapping[str, str] | None = None
+
+    @property
+    def profile_name(self) -> str:
+        """The teacher profile it was trained under; ``protocol`` for the protocol recipe."""
+        return self.profile["name"] if self.profile is not None else PROTOCOL_PROFILE
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -85,6 +99,8 @@ class TeacherSidecar:
         for key in _OPTIONAL_KEYS:
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
+        if self.profile is not None:
+            out["profile"] = dict(self.profile)
         return out
 
     @classmethod
@@ -98,7 +114,7 @@ class TeacherSidecar:
         unknown = sorted(set(data) - known)
         if unknown:
             raise VdcError(f"{source} has unknown key {unknown[0]!r}")
-        missing = sorted((known - set(_OPTIONAL_KEYS)) - set(data))
+        missing = sorted((known - set(_OPTIONAL_KEYS) - set(_OPTIONAL_MAPPINGS)) - set(data))
         protocol = data.get("protocol")
         if missing or not isinstance(protocol, Mapping) or set(protocol) != {"version", "sha256"}:
             what = repr(missing[0]) if missing else "'protocol' (version and sha256)"
@@ -106,11 +122,18 @@ class TeacherSidecar:
         values = {k: data[k] for k in fields if k in data}
         values["recipe"] = MappingProxyType(dict(data["recipe"]))
         values["versions"] = MappingProxyType(dict(data["versions"]))
+        if "profile" in data:
+            profile = data["profile"]
+            if (not isinstance(profile, Mapping) or set(profile) != {"name", "sha256"}
+                    or not all(isinstance(v, str) for v in profile.values())):
+                raise VdcError(f"{source} has a 'profile' that is not its name and sha256")
+            values["profile"] = MappingProxyType(dict(profile))
         return cls(protocol_version=protocol["version"], protocol_sha256=protocol["sha256"],
                    **values)
 
 
 _OPTIONAL_KEYS = ("net_gflops_forward", "train_gflops", "videos_per_class", "sha256")
+_OPTIONAL_MAPPINGS = ("profile",)
 
 
 @dataclass(frozen=True)
@@ -121,10 +144,18 @@ class Teacher:
     sha256: str          # of the safetensors file
     sidecar: TeacherSidecar
     path: Path
+    profile: TeacherProfile | None = None    # None: the protocol teacher
+
+    @property
+    def profile_name(self) -> str:
+        return self.profile.name if self.profile is not None else PROTOCOL_PROFILE
 
 
-def teacher_filename(protocol: Protocol, dataset: str, net: str) -> str:
-    return f"{dataset}-{net}-p{protocol.short_hash}"
+def teacher_filename(protocol: Protocol, dataset: str, net: str,
+                     profile: TeacherProfile | None = None) -> str:
+    """``<data set>-<net>-p<protocol hash>``, and ``-<profile>-<profile hash>`` for a profile's."""
+    name = f"{dataset}-{net}-p{protocol.short_hash}"
+    return name if profile is None else f"{name}-{profile.label}"
 
 
 def teacher_dirs() -> list[Path]:
@@ -139,8 +170,10 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def find_teacher(protocol: Protocol, dataset: str, net: str) -> Path | None:
-    name = teacher_filename(protocol, dataset, net)
+def find_teacher(protocol: Protocol, dataset: str, net: str,
+                 profile: TeacherProfile | None = None) -> Path | None:
+    """The saved teacher of ``net`` on ``dataset`` under ``profile`` (None: the protocol's)."""
+    name = teacher_filename(protocol, dataset, net, profile)
     for folder in teacher_dirs():
         if (folder / f"{name}.safetensors").is_file() and (folder / f"{name}.json").is_file():
             return folder / f"{name}.safetensors"
@@ -155,24 +188,51 @@ def teacher_sidecar(path: Path) -> TeacherSidecar:
                                     source=source)
 
 
-def load_teacher(protocol: Protocol, dataset: Dataset, net: str, device: str = "cpu") -> Teacher:
-    path = find_teacher(protocol, dataset.name, net)
+def saved_profiles(protocol: Protocol, dataset: str, net: str) -> tuple[str, ...]:
+    """The declared profiles (protocol first) with a saved teacher of ``net`` on ``dataset``."""
+    found = (PROTOCOL_PROFILE,) if find_teacher(protocol, dataset, net) is not None else ()
+    return found + tuple(name for name, profile in load_teacher_profiles().items()
+                         if protocol.version in profile.protocol_versions
+                         and find_teacher(protocol, dataset, net, profile) is not None)
+
+
+def _missing_teacher(protocol: Protocol, dataset: Dataset, net: str,
+                     profile: TeacherProfile | None) -> VdcError:
+    which = "protocol" if profile is None else f"{profile.name!r}-profile"
+    train = (f"vdcbench teacher train --dataset {dataset.name} --net {net}"
+             + ("" if profile is None else f" --profile {profile.name}"))
+    others = [p for p in saved_profiles(protocol, dataset.name, net)
+              if p != (PROTOCOL_PROFILE if profile is None else profile.name)]
+    hint = (f"; a teacher of profile {others[0]!r} is saved: choose it with "
+            f"teacher_profile={others[0]} (results made with it say so)" if others else "")
+    return VdcError(f"no {which} {net} teacher for {dataset.name!r} under protocol "
+                    f"v{protocol.version} ({protocol.short_hash}); train it with `{train}` (or "
+                    f"pass --train-teacher to run-baseline){hint}")
+
+
+def load_teacher(protocol: Protocol, dataset: Dataset, net: str, device: str = "cpu",
+                 profile: TeacherProfile | None = None) -> Teacher:
+    """The saved teacher of ``net`` under ``profile`` (None: the protocol teacher), in eval mode
+    with frozen parameters; a one-line ``VdcError`` naming the command that trains it."""
+    path = find_teacher(protocol, dataset.name, net, profile)
     if path is None:
-        raise VdcError(f"no {net} teacher for {dataset.name!r} under protocol "
-                       f"v{protocol.version} ({protocol.short_hash}); train it with "
-                       f"`vdcbench teacher train --dataset {dataset.name} --net {net}` (or pass "
-                       f"--train-teacher to run-baseline)")
+        raise _missing_teacher(protocol, dataset, net, profile)
     sidecar = teacher_sidecar(path)
     sha = file_sha256(path)
     if sidecar.sha256 != sha:
         raise VdcError(f"teacher {path} does not match the sha256 in its sidecar; retrain it")
+    expected = None if profile is None else profile.identity()
+    if (None if sidecar.profile is None else dict(sidecar.profile)) != expected:
+        raise VdcError(f"teacher {path} names teacher profile {sidecar.profile_name!r} in its "
+                       f"sidecar, not {PROTOCOL_PROFILE if profile is None else profile.name!r} "
+                       f"(of this hash); retrain it")
     model = build_net(protocol.net(net), dataset.num_classes)
     model.load_state_dict(load_file(str(path)))
     model.to(device).eval()
     for param in model.parameters():
         param.requires_grad_(False)
     return Teacher(net=model, net_name=net, dataset=dataset.name, sha256=sha, sidecar=sidecar,
-                   path=path)
+                   path=path, profile=profile)
 
 
 def teacher_resume_store() -> "ArtifactStore":
@@ -192,21 +252,37 @@ def teacher_fit_config(protocol: Protocol, dataset: Dataset, recipe: TeacherReci
     )
 
 
+def teacher_recipe_for(protocol: Protocol, dataset: Dataset, net: str,
+                       profile: TeacherProfile | None = None) -> TeacherRecipe:
+    """The recipe a teacher of ``net`` is trained under: the protocol's, or ``profile``'s."""
+    if profile is None:
+        return protocol.teacher_recipe(dataset, net)
+    return profile.recipe(protocol, dataset, net)
+
+
 def train_teacher(protocol: Protocol, dataset: Dataset, net: str = "minic3d", *,
                   recipe: TeacherRecipe | None = None, epochs: int | None = None,
                   shuffle_frames: bool = False, device: str = "cpu", progress=None,
                   output_dir: Path | None = None, save: bool = True,
                   videos_per_class: int | None = None,
-                  resume_store: ArtifactStore | None = None) -> tuple[TeacherSidecar, nn.Module]:
+                  resume_store: ArtifactStore | None = None,
+                  profile: TeacherProfile | None = None,
+                  on_step: StepProgress | None = None,
+                  stop: StopRequest | None = None) -> tuple[TeacherSidecar, nn.Module]:
     """Train a teacher on the full train split; return its sidecar (and save it when ``save``).
 
-    ``epochs`` shortens the recipe and ``videos_per_class`` keeps the first videos of each class
-    of both splits (tests and cost estimates only: such a teacher is never the protocol's);
-    ``shuffle_frames`` is the temporal-order control; none of them is saved as the protocol
-    teacher. With a ``resume_store`` the training is checkpointed there after every epoch and a
-    stopped run resumes where it left off (a ResNet teacher takes hours on a CPU).
+    The recipe is the protocol's, or the declared ``profile``'s (saved under the profile's name
+    and hash, never as the protocol teacher). ``epochs`` shortens the recipe and
+    ``videos_per_class`` keeps the first videos of each class of both splits (tests and cost
+    estimates only: such a teacher is never saved); ``shuffle_frames`` is the temporal-order
+    control; a ``recipe`` other than the declared one is not saved either. With a
+    ``resume_store`` the training is checkpointed there after every epoch and a stopped run
+    resumes where it left off (a ResNet teacher takes hours on a CPU). ``progress`` hears of each
+    epoch, ``on_step`` of each step; a requested ``stop`` ends the fit after the step in progress
+    (``FitInterrupted``), its finished epochs kept in the resume store.
     """
-    recipe = recipe or protocol.teacher_recipe(dataset, net)
+    declared = teacher_recipe_for(protocol, dataset, net, profile)
+    recipe = recipe or declared
     config = teacher_fit_config(protocol, dataset, recipe, epochs)
     train, val = open_split(dataset, "train"), open_split(dataset, "val")
     if videos_per_class is not None:
@@ -224,10 +300,13 @@ def train_teacher(protocol: Protocol, dataset: Dataset, net: str = "minic3d", *,
     checkpoint = None
     if resume_store is not None:
         run = (f"{dataset.name}-{net}-p{protocol.short_hash}-e{config.epochs}-s{recipe.seed}"
+               f"{'' if profile is None else '-' + profile.label}"
+               f"{'' if recipe == declared else '-r' + _recipe_hash(recipe)}"
                f"{'-shuffled' if shuffle_frames else ''}"
                f"{f'-vpc{videos_per_class}' if videos_per_class is not None else ''}")
         checkpoint = FitCheckpoint(resume_store, f"teacher-{run}-d{data_sha256[:12]}")
-    result = trainer.fit(validation, progress=progress, checkpoint=checkpoint)
+    result = trainer.fit(validation, progress=progress, checkpoint=checkpoint, on_step=on_step,
+                         stop=stop)
     cost = net_cost(protocol.net(net), dataset.num_classes, protocol.sampling.frames, dataset.crop)
     sidecar = TeacherSidecar(
         net=net, dataset=dataset.name, dataset_sha256=data_sha256,
@@ -240,17 +319,78 @@ def train_teacher(protocol: Protocol, dataset: Dataset, net: str = "minic3d", *,
         wall_seconds=round(result.wall_seconds, 1), device=str(trainer.device),
         versions=MappingProxyType({"vdcbench": __version__, "torch": torch.__version__,
                                    "python": platform.python_version()}),
-        videos_per_class=videos_per_class)
-    is_protocol_teacher = (config.epochs == recipe.epochs and not shuffle_frames
-                           and videos_per_class is None
-                           and recipe is protocol.teacher_recipe(dataset, net))
-    if save and is_protocol_teacher:
+        videos_per_class=videos_per_class,
+        profile=None if profile is None else MappingProxyType(profile.identity()))
+    is_declared_teacher = (config.epochs == recipe.epochs and not shuffle_frames
+                           and videos_per_class is None and recipe == declared)
+    if save and is_declared_teacher:
         folder = output_dir or teachers_dir()
-        sha = _save_teacher(model, sidecar, folder, teacher_filename(protocol, dataset.name, net))
+        sha = _save_teacher(model, sidecar, folder,
+                            teacher_filename(protocol, dataset.name, net, profile))
         sidecar = dataclasses.replace(sidecar, sha256=sha)
     if checkpoint is not None:
         checkpoint.clear()
     return sidecar, model
+
+
+def _recipe_hash(recipe: TeacherRecipe) -> str:
+    # A hand-made recipe (experiments) must not resume from, or into, the declared one's state.
+    text = repr(sorted(dataclasses.asdict(recipe).items()))
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+@dataclass(frozen=True)
+class TeacherCost:
+    """What training a teacher will take: clips to train on, and seconds at a measured rate."""
+
+    recipe: TeacherRecipe
+    train_videos: int
+    clips: int                      # epochs x train videos: one clip per video per epoch
+    seconds_per_clip: float         # measured on this machine (forward, backward, update)
+
+    @property
+    def seconds(self) -> float:
+        """Training alone; validation and start-up add a little."""
+        return self.clips * self.seconds_per_clip
+
+
+def measure_clip_seconds(protocol: Protocol, dataset: Dataset, net: str = "minic3d",
+                         device: str = "cpu", clips: int = 4, repeats: int = 2) -> float:
+    """Seconds one training clip of ``net`` costs here: the best of ``repeats`` timed SGD steps on
+    ``clips`` random clips at the data set's crop (after one untimed warm-up step)."""
+    import time
+    torch_device = torch.device(device)
+    generator = torch.Generator().manual_seed(0)
+    model = build_net(protocol.net(net), max(2, dataset.num_classes)).to(torch_device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    inputs = torch.randn(clips, 3, protocol.sampling.frames, dataset.crop, dataset.crop,
+                         generator=generator).to(torch_device)
+    labels = torch.zeros(clips, dtype=torch.int64, device=torch_device)
+    best = float("inf")
+    for attempt in range(repeats + 1):
+        started = time.perf_counter()
+        loss = torch.nn.functional.cross_entropy(model(inputs), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if torch_device.type == "cuda":
+            torch.cuda.synchronize(torch_device)
+        if attempt:          # the first step pays for allocation and kernel selection
+            best = min(best, time.perf_counter() - started)
+    return best / clips
+
+
+def teacher_cost(protocol: Protocol, dataset: Dataset, net: str = "minic3d",
+                 profile: TeacherProfile | None = None,
+                 seconds_per_clip: float | None = None, device: str = "cpu") -> TeacherCost:
+    """The cost of training the teacher of ``net`` on ``dataset`` under ``profile`` (None: the
+    protocol recipe), at ``seconds_per_clip`` (measured here when not given)."""
+    recipe = teacher_recipe_for(protocol, dataset, net, profile)
+    videos = len(open_split(dataset, "train"))
+    if seconds_per_clip is None:
+        seconds_per_clip = measure_clip_seconds(protocol, dataset, net, device)
+    return TeacherCost(recipe=recipe, train_videos=videos, clips=recipe.epochs * videos,
+                       seconds_per_clip=seconds_per_clip)
 
 
 def _first_per_class(split: VideoSplit, k: int) -> VideoSplit:

@@ -21,6 +21,7 @@ from torch import nn
 
 from vdcbench.data.splits import ValidationClips
 from vdcbench.train.checkpoint import FitCheckpoint
+from vdcbench.train.interrupt import FitInterrupted, StopRequest
 from vdcbench.train.augment import Normalize, apply_crops, draw_crops, to_unit_float
 from vdcbench.train.losses import kl_divergence, mse_gt
 from vdcbench.core.randomness import (STREAM_CUTMIX, STREAM_SHUFFLE, STREAM_TORCH, rng_for,
@@ -85,6 +86,10 @@ class FitResult:
 
 LabelFn = Callable[[torch.Tensor, np.ndarray], torch.Tensor | None]
 """(normalised augmented batch, clip indices) -> teacher logits, or None for hard labels."""
+
+StepProgress = Callable[[int, int, int, int, float], None]
+"""(0-based epoch, epochs, 1-based step of the epoch, steps in the epoch, the step's loss):
+progress within an epoch, for fits whose epochs take minutes (teachers on real data)."""
 
 
 def parameter_groups(net: nn.Module, weight_decay: float, min_ndim: int) -> list[dict]:
@@ -230,12 +235,16 @@ class Trainer:
 
     def fit(self, validation: ValidationClips | None,
             progress: Callable[[int, int, float], None] | None = None,
-            checkpoint: FitCheckpoint | None = None) -> FitResult:
+            checkpoint: FitCheckpoint | None = None, *,
+            on_step: StepProgress | None = None,
+            stop: StopRequest | None = None) -> FitResult:
         """Train all epochs; score ``validation`` at ``eval_epochs`` and after the last epoch.
 
         With a ``checkpoint``, the state after every ``checkpoint.every`` epochs (and after the
         last) is saved, and a fit that finds its own saved state resumes after that epoch. The
-        caller clears the checkpoint once it has stored the result.
+        caller clears the checkpoint once it has stored the result. ``progress`` hears of every
+        epoch, ``on_step`` of every step. Once ``stop`` is requested the fit raises
+        ``FitInterrupted`` after the step in progress, keeping what the checkpoint holds.
         """
         started = time.perf_counter()
         result = FitResult(final=Scores(float("nan"), float("nan")), by_epoch={})
@@ -248,12 +257,19 @@ class Trainer:
             result.losses = list(saved["losses"])
             result.by_epoch = {e: Scores(*s) for e, s in saved["by_epoch"].items()}
             result.iterations, result.clips = saved["iterations"], saved["clips"]
+        saved_epochs = first
         for epoch in range(first, self.config.epochs):
             self.start_epoch(epoch)
-            for indices in self.batches(epoch):
+            batches = self.batches(epoch)
+            for step, indices in enumerate(batches, start=1):
+                if stop is not None and stop.requested:
+                    raise FitInterrupted(epoch, self.config.epochs, step - 1, len(batches),
+                                         saved_epochs, checkpoint is not None)
                 result.losses.append(self.step(indices, epoch))
                 result.iterations += 1
                 result.clips += len(indices)
+                if on_step is not None:
+                    on_step(epoch, self.config.epochs, step, len(batches), result.losses[-1])
             if validation is not None and (epoch in self.config.eval_epochs or epoch == last):
                 result.by_epoch[epoch] = score(self.net, validation, self.normalize, self.device)
             if checkpoint is not None and ((epoch + 1) % checkpoint.every == 0 or epoch == last):
@@ -263,6 +279,7 @@ class Trainer:
                     "by_epoch": {e: (s.top1, s.top5) for e, s in result.by_epoch.items()},
                     "iterations": result.iterations, "clips": result.clips,
                     "wall_seconds": elapsed + time.perf_counter() - started})
+                saved_epochs = epoch + 1
             if progress is not None:
                 progress(epoch + 1, self.config.epochs, result.losses[-1])
         if validation is not None:
