@@ -15,9 +15,12 @@ file draws it is :mod:`vdcbench.leaderboard.render`'s. Generated files:
 - ``leaderboard.json`` (``render.jsonfile``): the same data for machines;
 - ``index.html`` (``render.html``): a self-contained page with sortable tables, a filter by
   label strategy and net, the plots and a gallery;
-- ``plots/<table>-ipc.svg`` and ``plots/<table>-bytes.svg`` (``render.plots``);
-- ``gallery/<dataset>-<archive sha12>.png`` (``render.gallery``): a frame grid per class for
-  every entry whose archive is committed under ``submissions/``.
+- ``plots/<table>-ipc.svg`` (accuracy against IPC), or ``plots/<table>-ipc<k>.svg`` (a dot
+  chart) for a table whose results all sit on IPC k, and ``plots/<table>-bytes.svg`` where the
+  archives' sizes differ enough to plot against (``render.plots``);
+- ``gallery/<dataset>-<archive sha12>.png`` (``render.gallery``): a contact sheet of every clip
+  of each archive committed under ``submissions/``, so entries on different archives never
+  share a picture.
 """
 
 from __future__ import annotations
