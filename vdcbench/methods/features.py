@@ -8,10 +8,15 @@ every selection method asks it before choosing: "does this class have enough vid
 ``select_in_feature_space`` is the per-class loop Herding and K-Center share; they differ only in
 how they pick rows from a class's features. The features of the whole train split are cached in
 the task's artifact store, keyed by the teacher's sha256 and the protocol.
+
+The teacher-based methods take their teacher's profile from their config (``teacher_profile``:
+``protocol``, or a declared profile such as ``cpu``); :func:`method_teacher` loads it and
+:func:`recorded_method` writes the resolved profile, name and hash, into the manifest's config.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 
@@ -23,8 +28,43 @@ from vdcbench.archive.condensed import CondensedSet
 from vdcbench.data.splits import class_members, centred_indices, VideoSplit
 from vdcbench.core.errors import VdcError
 from vdcbench.methods.base import CondensationTask, Method
-from vdcbench.protocol import Protocol
+from vdcbench.protocol import PROTOCOL_PROFILE, Protocol, TeacherProfile, teacher_profile
+from vdcbench.train.teacher import Teacher, load_teacher
 from vdcbench.train.augment import Normalize, center_crop, to_unit_float
+
+
+def resolve_profile(protocol: Protocol, value: str) -> TeacherProfile | None:
+    """The profile a config's ``teacher_profile`` names: ``protocol`` (None), a declared name, or
+    ``<name>@<sha256>`` as a manifest records it (refused unless that is the declared hash)."""
+    name, at, sha = value.partition("@")
+    profile = teacher_profile(name, protocol)
+    if at and (profile is None or profile.sha256 != sha):
+        raise VdcError(f"teacher profile {value!r} is not the declared {name!r} profile "
+                       f"({'the protocol teacher' if profile is None else profile.sha256[:12]})")
+    return profile
+
+
+def profile_value(profile: TeacherProfile | None) -> str:
+    """What a manifest's config records: ``protocol``, or ``<name>@<sha256>``."""
+    return PROTOCOL_PROFILE if profile is None else f"{profile.name}@{profile.sha256}"
+
+
+def method_teacher(task: CondensationTask, net: str, profile: TeacherProfile | None) -> Teacher:
+    """The teacher of ``net`` under ``profile`` (None: the task's protocol teacher)."""
+    if profile is None:
+        return task.teacher(net)
+    teacher = load_teacher(task.protocol, task.dataset, net, task.device, profile)
+    # The task labels soft sets with its own teacher cache: seed it with this teacher so the
+    # soft labels come from the same profile as the selection. (CondensationTask has no public
+    # way to choose a profile yet; see the report of issue 17.)
+    task._teachers[net] = teacher
+    return teacher
+
+
+def recorded_method(method: Method, profile: TeacherProfile | None) -> Method:
+    """``method`` with its config naming the resolved profile, for the manifest."""
+    config = dataclasses.replace(method.config, teacher_profile=profile_value(profile))
+    return type(method)(config)
 
 
 def centred_clips(split: VideoSplit, indices: np.ndarray, protocol: Protocol, frames: int,
@@ -65,13 +105,14 @@ def teacher_features(net: nn.Module, split: VideoSplit, indices: np.ndarray, pro
     return torch.cat(out)
 
 
-def split_features(task: CondensationTask, batch_size: int = 50) -> torch.Tensor:
+def split_features(task: CondensationTask, batch_size: int = 50,
+                   profile: TeacherProfile | None = None) -> torch.Tensor:
     """Teacher features of every train video, cached in ``task.artifacts`` by teacher and protocol.
 
     The key names no method or IPC: the features are the teacher's, so any run that shares the
     artifact store (another label strategy, a rerun) reuses them.
     """
-    teacher, split = task.teacher(), task.train
+    teacher, split = method_teacher(task, "minic3d", profile), task.train
     key = f"teacher-features-p{task.protocol.short_hash}-{teacher.net_name}-{teacher.sha256[:16]}"
     cached = task.artifacts.get_tensors(key)
     if cached is not None and torch.equal(cached["labels"], split.labels.to(torch.int64)):
@@ -96,12 +137,14 @@ def select_in_feature_space(method: Method, task: CondensationTask, pick: Picker
     # Every class is checked before the teacher is loaded: a too-large IPC fails at once.
     members = [class_members(split, label, ipc, f"{method.name} at IPC {ipc}")
                for label in range(classes)]
-    features = split_features(task, batch_size)
+    profile = resolve_profile(task.protocol, getattr(method.config, "teacher_profile",
+                                                      PROTOCOL_PROFILE))
+    features = split_features(task, batch_size, profile)
     clips, labels = [], []
     for label in range(classes):
         chosen = members[label][pick(features[members[label]], ipc, label)]
         clips.append(centred_clips(split, chosen, task.protocol, task.track.frames))
         labels += [label] * ipc
         task.progress(label + 1, classes, "classes")
-    return task.finish(method, torch.cat(clips), torch.tensor(labels),
+    return task.finish(recorded_method(method, profile), torch.cat(clips), torch.tensor(labels),
                        wall_seconds=time.perf_counter() - started)

@@ -70,6 +70,9 @@ class Herding(Method):
     @dataclass(frozen=True)
     class Config:
         batch_size: int = 50    # videos per teacher forward when computing features
+        # Whose features: "protocol" (the protocol teacher) or a declared teacher profile
+        # (protocol/teacher-profiles.toml, e.g. "cpu"); the manifest records its name and hash.
+        teacher_profile: str = "protocol"
         criterion: str = "argmin"   # "argmax": DeepCore's herding, as the study ran it
 
         def __post_init__(self) -> None:

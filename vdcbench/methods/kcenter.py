@@ -55,6 +55,9 @@ class KCenter(Method):
     @dataclass(frozen=True)
     class Config:
         batch_size: int = 50    # videos per teacher forward when computing features
+        # Whose features: "protocol" (the protocol teacher) or a declared teacher profile
+        # (protocol/teacher-profiles.toml, e.g. "cpu"); the manifest records its name and hash.
+        teacher_profile: str = "protocol"
 
         def __post_init__(self) -> None:
             if self.batch_size < 1:

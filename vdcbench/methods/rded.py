@@ -43,6 +43,7 @@ from vdcbench.archive.condensed import CondensedSet, MethodKind
 from vdcbench.data.sampling import clip_indices, max_start
 from vdcbench.core.errors import VdcError
 from vdcbench.methods.base import CondensationTask, Method
+from vdcbench.methods.features import method_teacher, recorded_method, resolve_profile
 from vdcbench.data.splits import FrameSource, VideoSplit, as_frame_source, class_members
 from vdcbench.train.augment import (CropBoxes, Normalize, apply_crops, random_resized_crop_box,
                                     to_unit_float)
@@ -221,6 +222,9 @@ class RDED(Method):
         # Smallest crop area, as a fraction of the frame: the reference's RandomResizedCrop
         # (and the trainer's) 0.08; 1.0 scores and stores whole frames (an ablation).
         min_scale: float = 0.08
+        # Whose teacher scores: "protocol" (the protocol teacher) or a declared teacher profile
+        # (protocol/teacher-profiles.toml, e.g. "cpu"); the manifest records its name and hash.
+        teacher_profile: str = "protocol"
 
         def __post_init__(self) -> None:
             for key in ("mipc", "num_crop", "factor", "batch_size"):
@@ -244,7 +248,8 @@ class RDED(Method):
         # Every class is checked before the teacher is loaded: a too-large IPC fails at once.
         what = f"rded at IPC {ipc}" + (f" x factor {factor}^2" if factor > 1 else "")
         members = [class_members(split, label, per_class, what) for label in range(classes)]
-        net = task.teacher(cfg.teacher).net
+        profile = resolve_profile(task.protocol, cfg.teacher_profile)
+        net = method_teacher(task, cfg.teacher, profile).net
         trainer = task.protocol.trainer
         normalize = Normalize(trainer.normalize_mean, trainer.normalize_std)
         # Each video has its own frame step and windows: they follow from its length.
@@ -267,5 +272,6 @@ class RDED(Method):
             instances.append(chosen.views if factor == 1 else stitch(chosen.views, ipc, factor))
             labels += [label] * ipc
             task.progress(label + 1, classes, "classes")
-        return task.finish(self, torch.cat(instances), torch.tensor(labels),
+        return task.finish(recorded_method(self, profile), torch.cat(instances),
+                           torch.tensor(labels),
                            wall_seconds=time.perf_counter() - started)
