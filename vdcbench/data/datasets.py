@@ -10,10 +10,10 @@ every archive whose manifest names a data set) resolves that name here, to the p
 from __future__ import annotations
 
 import dataclasses
-import json
 
 from vdcbench.data.store import COLLECTION_DATASET, MANIFEST_FILE, find_store, stores_root
 from vdcbench.core.errors import UnknownNameError, VdcError
+from vdcbench.core.json_values import parse_json_strict
 from vdcbench.protocol import Dataset, Protocol
 
 
@@ -49,9 +49,9 @@ def resolve_dataset(protocol: Protocol, name: str) -> Dataset:
             return declared
         raise UnknownNameError("data set", name, [*protocol.datasets, *prepared_collections()])
     try:
-        manifest = json.loads((path / MANIFEST_FILE).read_text())
+        manifest = parse_json_strict((path / MANIFEST_FILE).read_bytes())
         dataset, classes = manifest["dataset"], tuple(manifest["classes"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError) as exc:   # ValueError: NaN, 1e400 too
         raise VdcError(f"the store of {name!r} at {path} has an unreadable manifest ({exc}); "
                        "prepare it again") from None
     if dataset != COLLECTION_DATASET:

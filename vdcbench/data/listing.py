@@ -10,6 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:   # sources import this module; the split's settings are only carried here
+    from vdcbench.data.sources.group_split import SeededSplit
 
 SPLITS = ("train", "val")
 KINDS = ("video", "rawframes")
@@ -49,6 +53,8 @@ class SourceListing:
     ``missing`` holds ``(what, reason)`` for videos the annotations name but the disk lacks
     (Kinetics-400 clips gone from the web): counted and reported, never fatal.
     ``split_description`` says how the split was made; the store records it.
+    ``seeded_split`` is the rule of a seeded split (None for a fixed one: official lists, a split
+    file), so that ``prepare`` can plan it again over the videos that decode.
     """
 
     dataset: str
@@ -58,6 +64,7 @@ class SourceListing:
     missing: tuple[tuple[str, str], ...] = ()
     split_description: str = ""
     options: dict = field(default_factory=dict)
+    seeded_split: SeededSplit | None = None
 
     def split(self, name: str) -> tuple[VideoEntry, ...]:
         return tuple(e for e in self.entries if e.split == name)

@@ -14,9 +14,9 @@ video has been tried, the finalize step concatenates the parts in key order into
 from __future__ import annotations
 
 import hashlib
-import json
 import multiprocessing
 import os
+import dataclasses
 import shutil
 import tempfile
 import time
@@ -32,9 +32,11 @@ from vdcbench.core.atomic_file import write_atomic, write_text_atomic
 from vdcbench.data.decode import DecodedVideo, DecodeError, decode_entries
 from vdcbench.data.frame_formats import JPEG, RAW, check_frame_format, frames_sha256, jpeg_sha256
 from vdcbench.data.jpeg import EncodedFrames, encode_frames
+from vdcbench.data.leakage import LeakageReport, check_leakage, stored_leakage
 from vdcbench.data.listing import SourceListing, VideoEntry
 from vdcbench.data.store import MANIFEST_FILE, Store, StoredVideo, open_store, write_store
 from vdcbench.core.errors import VdcError
+from vdcbench.core.json_values import dumps_strict, parse_json_strict
 from vdcbench.core.locks import exclusive
 from vdcbench.protocol import canonical_sha256
 
@@ -57,6 +59,10 @@ class PrepareReport:
     missing: tuple[tuple[str, str], ...]       # named by the annotations, absent on disk
     seconds: float
     already_prepared: bool = False
+    # Stored videos with fewer frames than the protocol's clip, (key, frames): every clip of one
+    # repeats frames (vdcbench.data.sampling.clip_indices).
+    short: tuple[tuple[str, int], ...] = ()
+    leakage: LeakageReport | None = None      # the check of its train / val split
 
 
 def listing_sha256(listing: SourceListing, dataset: str, resize: tuple[int, int]) -> str:
@@ -86,17 +92,19 @@ def _write_part(parts: Path, entry: VideoEntry, video: DecodedVideo, frame_forma
         meta["sha256"] = frames_sha256(video.frames)
         write_atomic(path, lambda fh: np.save(fh, video.frames, allow_pickle=False))
     # The metadata goes last: a part counts as done only once both files exist.
-    write_text_atomic(parts / f"{name}.json", json.dumps(meta))
+    write_text_atomic(parts / f"{name}.json", dumps_strict(meta))
     return meta
 
 
 def _read_part_meta(parts: Path, key: str, frame_format: str) -> dict | None:
     name = _part_name(key)
     try:
-        meta = json.loads((parts / f"{name}.json").read_text())
+        # A part whose metadata is not strict JSON (NaN, 1e400) is decoded again, not trusted.
+        meta = parse_json_strict((parts / f"{name}.json").read_bytes())
     except (OSError, ValueError):
         return None
-    if meta.get("key") != key or not (parts / f"{name}{PART_SUFFIX[frame_format]}").is_file():
+    if (not isinstance(meta, dict) or meta.get("key") != key
+            or not (parts / f"{name}{PART_SUFFIX[frame_format]}").is_file()):
         return None
     return meta
 
@@ -150,7 +158,7 @@ def _open_parts(directory: Path, resize: tuple[int, int], frame_format: str) -> 
     plan_path = parts / PLAN_FILE
     if parts.is_dir():
         try:
-            same = json.loads(plan_path.read_text()) == plan
+            same = parse_json_strict(plan_path.read_bytes()) == plan
         except (OSError, ValueError):
             same = False
         if not same:
@@ -159,7 +167,7 @@ def _open_parts(directory: Path, resize: tuple[int, int], frame_format: str) -> 
     for stale in parts.glob(".*.tmp"):   # half-written files of an interrupted run
         stale.unlink(missing_ok=True)
     if not plan_path.is_file():
-        write_text_atomic(plan_path, json.dumps(plan))
+        write_text_atomic(plan_path, dumps_strict(plan))
     return parts
 
 
@@ -247,8 +255,10 @@ def _prepare_locked(listing: SourceListing, directory: Path, name: str, dataset:
         raise VdcError(f"none of the {len(entries)} videos under {listing.root} could be decoded "
                        f"(first failure: {next(iter(failed.items()))[0]}: "
                        f"{next(iter(failed.values()))})")
-    videos = [StoredVideo(key=e.key, label=e.label, split=e.split, length=int(done[e.key]["length"]),
-                          fps=done[e.key]["fps"]) for e in ok]
+    sides, description = _sides_of_decoded(listing, ok)
+    videos = [StoredVideo(key=e.key, label=e.label, split=side,
+                          length=int(done[e.key]["length"]), fps=done[e.key]["fps"])
+              for e, side in zip(ok, sides)]
 
     def read_frames(i: int) -> np.ndarray | EncodedFrames:
         return _read_part(parts, done[videos[i].key], frame_format)
@@ -257,7 +267,8 @@ def _prepare_locked(listing: SourceListing, directory: Path, name: str, dataset:
     store = write_store(directory, name=name, dataset=dataset, classes=listing.classes,
                         resize=resize, videos=videos, read_frames=read_frames,
                         frame_format=frame_format,
-                        manifest_extra=_prepare_records(listing, fingerprint, failures))
+                        manifest_extra=_prepare_records(listing, fingerprint, failures,
+                                                        description))
     shutil.rmtree(parts, ignore_errors=True)
     return PrepareReport(store=store, decoded=decoded, resumed=resumed, failed=failures,
                          missing=tuple(tuple(m) for m in listing.missing),
@@ -298,12 +309,33 @@ def _decode_all(entries: list[VideoEntry], parts: Path, resize: tuple[int, int],
     return done, failed, resumed
 
 
+def _sides_of_decoded(listing: SourceListing, ok: Sequence[VideoEntry]
+                      ) -> tuple[tuple[str, ...], str]:
+    """The split side of every decoded entry and the split's description.
+
+    A seeded split is planned again over the decoded entries alone, so a file that fails to
+    decode neither moves good files to the other side nor leaves its side short; a fixed split
+    (official lists, a split file) keeps each entry's listed side."""
+    seeded = listing.seeded_split
+    if seeded is None:
+        return tuple(e.split for e in ok), listing.split_description
+    try:
+        sides, how = seeded.plan([e.label for e in ok], [e.group or e.key for e in ok],
+                                 listing.classes)
+    except VdcError as exc:
+        raise VdcError(f"over the {len(ok)} videos that decoded, {exc} (the decoded videos are "
+                       "kept: a rerun with other split options resumes from them)") from None
+    failed = len(listing.entries) - len(ok)
+    return sides, how + (f" (planned over the {len(ok)} videos that decoded; {failed} did not)"
+                         if failed else "")
+
+
 def _prepare_records(listing: SourceListing, fingerprint: str,
-                     failures: tuple[tuple[str, str], ...]) -> dict:
+                     failures: tuple[tuple[str, str], ...], description: str) -> dict:
     """What the store manifest records of the prepare: listing hash, split, source, skips."""
     return {
         "listing_sha256": fingerprint,
-        "split": {"description": listing.split_description,
+        "split": {"description": description,
                   "listed": {s: len(listing.split(s)) for s in ("train", "val")}},
         "source": {"layout": listing.dataset, "root": str(listing.root),
                    "options": {k: (str(v) if isinstance(v, Path) else v)
@@ -394,6 +426,7 @@ class PreparePlan:
     linked: bool            # written outside the cache, so the cache gets a link to it
     frame_format: str = RAW
     overwrite: bool = False
+    clip_frames: int = 0    # the protocol's frames a clip: shorter videos are reported
 
 
 def plan_prepare(protocol, layout: str, root: Path, *, name: str | None = None,
@@ -413,12 +446,22 @@ def plan_prepare(protocol, layout: str, root: Path, *, name: str | None = None,
     existing_store(target.directory, listing_sha256(listing, target.dataset, target.resize),
                    frame_format, overwrite)
     return PreparePlan(listing=listing, target=target, linked=out is not None,
-                       frame_format=frame_format, overwrite=overwrite)
+                       frame_format=frame_format, overwrite=overwrite,
+                       clip_frames=protocol.sampling.frames)
 
 
-def run_prepare(plan: PreparePlan, *, workers: int = 1,
-                progress: Progress | None = None) -> PrepareReport:
-    """Decode a planned prepare into its store (the ``prepare`` command)."""
+def short_videos(store: Store, clip_frames: int) -> tuple[tuple[str, int], ...]:
+    """(key, frames) of the stored videos shorter than a ``clip_frames``-frame clip."""
+    lengths = store.index.lengths
+    return tuple((store.index.keys[i], int(lengths[i]))
+                 for i in np.nonzero(lengths < clip_frames)[0])
+
+
+def run_prepare(plan: PreparePlan, *, workers: int = 1, progress: Progress | None = None,
+                check_progress: Progress | None = None) -> PrepareReport:
+    """Decode a planned prepare into its store (the ``prepare`` command), then check its split
+    for near-duplicate footage across train and validation (``vdcbench.data.leakage``; the
+    result a store already holds is reused)."""
     from vdcbench.data.store import link_store
 
     t = plan.target
@@ -427,4 +470,7 @@ def run_prepare(plan: PreparePlan, *, workers: int = 1,
                              frame_format=plan.frame_format, progress=progress)
     if plan.linked:
         link_store(t.name, t.directory)
-    return report
+    leakage = stored_leakage(report.store) or check_leakage(report.store,
+                                                            progress=check_progress)
+    return dataclasses.replace(report, leakage=leakage,
+                               short=short_videos(report.store, plan.clip_frames))

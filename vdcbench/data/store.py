@@ -15,7 +15,9 @@ put it; a ``<cache>/stores/<name>.link`` file then names that directory), holdin
   classes, split description and counts, resize, frame format, the missing/failed reports of
   ``prepare``, the versions of PyAV, FFmpeg, torch, Pillow and vdcbench that made it, the store
   hash and its size.
-* ``cache/`` — derived tensors (the validation clips of a track), rebuilt on demand.
+* ``cache/`` — derived tensors (the validation clips of a track), rebuilt on demand;
+* ``leakage.json`` — the leakage check's result (``vdcbench.data.leakage``), written after the
+  manifest and ignored when its store hash is not the store's.
 
 The store hash is the sha256 of the ordered index (key, label, split, length and content hash of
 every video) with the data set, classes, resize and (for jpeg) the frame format: two prepares of
@@ -56,6 +58,8 @@ FRAMES_FILE = RAW_FILE
 INDEX_FILE = "index.json"
 MANIFEST_FILE = "manifest.json"
 CACHE_DIR = "cache"
+# The leakage check's result (``vdcbench.data.leakage``), keyed by the store hash; not content.
+LEAKAGE_FILE = "leakage.json"
 LINK_SUFFIX = ".link"
 # The protocol's data set whose videos are the user's own collection (classes and split recorded
 # in the store); a store of that data set is known by its own name.
@@ -431,7 +435,8 @@ def write_store(directory: Path, *, name: str, dataset: str, classes: Sequence[s
         np.zeros(0, dtype=np.int64)
     total = int(lengths.sum())
     h, w = resize
-    for stale in (MANIFEST_FILE, INDEX_FILE, *(f for files in FILES.values() for f in files)):
+    for stale in (MANIFEST_FILE, INDEX_FILE, LEAKAGE_FILE,
+                  *(f for files in FILES.values() for f in files)):
         (directory / stale).unlink(missing_ok=True)
     shutil.rmtree(directory / CACHE_DIR, ignore_errors=True)
     hashes = []

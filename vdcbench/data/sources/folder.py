@@ -22,13 +22,14 @@ Either way a split that leaves a class without a training or a validation video 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections import Counter
 from pathlib import Path
 
 from vdcbench.data.listing import SourceListing, VideoEntry
-from vdcbench.data.sources.group_split import seeded_group_split
+from vdcbench.data.sources.group_split import SeededSplit
 from vdcbench.data.sources.layout import (build_listing, class_folders, expect_protocol,
                                           read_lines, require_root, video_files)
 from vdcbench.core.errors import VdcError
@@ -158,24 +159,16 @@ def _units(root: Path, recordings: list[tuple[str, str]],
     return units, unprobed
 
 
-def _seeded_sides(labels: list[int], unit_groups: list[str], classes: list[str],
-                  seed: int | None, val_fraction: float | None, group: str | None,
-                  options: dict) -> tuple[list[str], str]:
-    """The seeded group split's side of every unit and its description; records its options."""
+def _seeded_split(seed: int | None, val_fraction: float | None, group: str | None,
+                  options: dict) -> SeededSplit:
+    """The seeded split's settings (defaults filled in); records them in ``options``."""
     seed = DEFAULT_SEED if seed is None else _number(seed, "seed", int)
     val_fraction = (DEFAULT_VAL_FRACTION if val_fraction is None
                     else _number(val_fraction, "val_fraction", float))
-    split = seeded_group_split(labels, unit_groups, seed=seed, val_fraction=val_fraction,
-                               class_names=classes)
     options.update(seed=seed, val_fraction=val_fraction)
     grouping = (f"groups are the match of regex {group!r} in file names" if group is not None
                 else "each recording is its own group")
-    how = (f"seeded group split: seed {seed}, val_fraction {val_fraction} per class "
-           f"(target max(1, round({val_fraction} x units))); {grouping}; numpy "
-           f"default_rng({seed}).permutation over the {split.num_groups} sorted groups, a "
-           "group taken into validation while a class it holds is under target and each "
-           f"class keeps a training unit; {len(split.val_groups)} groups in validation")
-    return list(split.sides), how
+    return SeededSplit(seed=seed, val_fraction=val_fraction, grouping=grouping)
 
 
 def list_folder(root: Path, *, protocol: Protocol, split_file: str | Path | None = None,
@@ -203,6 +196,11 @@ def list_folder(root: Path, *, protocol: Protocol, split_file: str | Path | None
     labels = [label_of[u[1]] for u in units]
     unit_groups = [groups[(u[1], u[2])] for u in units]
 
+    seeded = None
+    cut = ""
+    if clip_seconds is not None:
+        cut = (f"; recordings cut into consecutive {clip_seconds:g} s clips (remainder dropped, "
+               f"{unprobed} recordings of unknown duration kept whole)")
     if split_file is not None:
         sides = [fixed[(u[1], u[2])] for u in units]
         per_side = Counter((label, side) for label, side in zip(labels, sides))
@@ -211,23 +209,21 @@ def list_folder(root: Path, *, protocol: Protocol, split_file: str | Path | None
                 if per_side[(c, side)] == 0:
                     raise VdcError(f"split file {split_file} leaves class {cls!r} without a "
                                    f"{word} video")
+        n_val = sum(s == "val" for s in sides)
         how = (f"split file {Path(split_file).name} ({len(recordings)} recordings named, "
-               f"{len(missing)} named but absent)")
+               f"{len(missing)} named but absent){cut}; {len(units) - n_val} train / {n_val} "
+               "val units")
     else:
-        sides, how = _seeded_sides(labels, unit_groups, classes, seed, val_fraction, group,
-                                   options)
+        seeded = dataclasses.replace(_seeded_split(seed, val_fraction, group, options), note=cut)
+        sides, how = seeded.plan(labels, unit_groups, classes)
     if group is not None:
         options["group"] = group
     if clip_seconds is not None:
         options["clip_seconds"] = clip_seconds
-        how += (f"; recordings cut into consecutive {clip_seconds:g} s clips (remainder dropped, "
-                f"{unprobed} recordings of unknown duration kept whole)")
-    n_val = sum(s == "val" for s in sides)
-    how += f"; {len(units) - n_val} train / {n_val} val units"
     entries = [VideoEntry(key=key, path=root / cls / name, label=label, split=side,
                           start_seconds=start, end_seconds=end, group=g)
                for (key, cls, name, start, end), label, side, g
                in zip(units, labels, sides, unit_groups)]
     return build_listing("folder", root, classes, entries, missing=missing,
-                         split_description=how, options=options)
+                         split_description=how, options=options, seeded_split=seeded)
 

@@ -15,6 +15,10 @@ class's validation share close to ``val_fraction`` without splitting a group:
    class reaches its target;
 4. a class left without a validation or a training unit is refused (``VdcError``): the split
    cannot measure it, and another seed, fraction or group rule is needed.
+
+A listing declares its seeded split as a :class:`SeededSplit`, and ``prepare`` plans it again
+over the units that decode: a file that fails would otherwise add a group to the permutation (so
+good files change sides) and leave its own side short of its target.
 """
 
 from __future__ import annotations
@@ -74,3 +78,28 @@ def seeded_group_split(labels: Sequence[int], groups: Sequence[str], *, seed: in
                 "group rule, or give a split file")
     return GroupSplit(sides=tuple("val" if g in chosen else "train" for g in groups),
                       val_groups=tuple(sorted(chosen)), num_groups=len(names))
+
+
+@dataclass(frozen=True)
+class SeededSplit:
+    """The settings of a seeded group split, kept by the listing so that the split can be planned
+    over any subset of its units (the ones that decode) with the same rule."""
+
+    seed: int
+    val_fraction: float
+    grouping: str           # how units are grouped, for the description
+    note: str = ""          # appended to the description (how recordings were cut)
+
+    def plan(self, labels: Sequence[int], groups: Sequence[str],
+             class_names: Sequence[str]) -> tuple[tuple[str, ...], str]:
+        """The side of every unit and the description of the split."""
+        split = seeded_group_split(labels, groups, seed=self.seed,
+                                   val_fraction=self.val_fraction, class_names=class_names)
+        n_val = sum(s == "val" for s in split.sides)
+        how = (f"seeded group split: seed {self.seed}, val_fraction {self.val_fraction} per class "
+               f"(target max(1, round({self.val_fraction} x units))); {self.grouping}; numpy "
+               f"default_rng({self.seed}).permutation over the {split.num_groups} sorted groups, "
+               "a group taken into validation while a class it holds is under target and each "
+               f"class keeps a training unit; {len(split.val_groups)} groups in validation"
+               f"{self.note}; {len(split.sides) - n_val} train / {n_val} val units")
+        return split.sides, how

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from vdcbench.data.listing import SourceListing, VideoEntry
+from vdcbench.data.sources.group_split import SeededSplit
 from vdcbench.core.errors import NotBuiltError, VdcError
 from vdcbench.protocol import Dataset
 
@@ -120,7 +121,8 @@ class CaseFoldIndex:
 
 def build_listing(dataset: str, root: Path, classes: Iterable[str], entries: Iterable[VideoEntry],
                   *, missing: Iterable[tuple[str, str]] = (), split_description: str,
-                  options: dict | None = None) -> SourceListing:
+                  options: dict | None = None,
+                  seeded_split: SeededSplit | None = None) -> SourceListing:
     """The listing, sorted by key, refusing duplicate keys and a listing with no video."""
     ordered = tuple(sorted(entries, key=lambda e: e.key))
     if not ordered:
@@ -130,4 +132,4 @@ def build_listing(dataset: str, root: Path, classes: Iterable[str], entries: Ite
             raise VdcError(f"{dataset} under {root} lists {before.key!r} twice")
     return SourceListing(dataset=dataset, root=root, classes=tuple(classes), entries=ordered,
                          missing=tuple(sorted(missing)), split_description=split_description,
-                         options=dict(options or {}))
+                         options=dict(options or {}), seeded_split=seeded_split)

@@ -12,12 +12,12 @@ used. Keys are the video ids.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from vdcbench.data.listing import SourceListing, VideoEntry
 from vdcbench.data.sources.layout import build_listing, expect_protocol, require_root
 from vdcbench.core.errors import VdcError
+from vdcbench.core.json_values import load_json_strict
 from vdcbench.protocol import Protocol
 
 VIDEO_FOLDER = "20bn-something-something-v2"
@@ -29,9 +29,7 @@ def _load_json(path: Path):
     if not path.is_file():
         raise VdcError(f"Something-Something v2 file {path} not found")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise VdcError(f"{path} is not valid JSON: {exc}") from None
+        return load_json_strict(path.read_bytes(), str(path))
     except OSError as exc:
         raise VdcError(f"cannot read {path}: {exc.strerror or exc}") from None
 
