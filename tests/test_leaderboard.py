@@ -4,6 +4,7 @@ and show — all on hand-made records of tiny real archives (nothing is trained)
 from __future__ import annotations
 
 import base64
+import dataclasses
 import html
 import itertools
 import json
@@ -181,6 +182,13 @@ def test_submit_refuses_mixed_records(tmp_path, protocol):
     other_data = [EvalRecord.from_dict({**r.to_dict(), "key": {
         **r.to_dict()["key"], "dataset_sha256": "00" * 32}}) for r in good]
     cases.append((other_data, "data-set store hash"))
+    # A teacher profile other than the protocol's: another measurement, never mixed, and not
+    # ranked by the leaderboard at all (an entry has no place for it).
+    profile = "cpu@" + "ab" * 32
+    cpu = [dataclasses.replace(r, key=dataclasses.replace(r.key, teacher_profile=profile))
+           for r in good]
+    cases.append((good + cpu[:1], "records differ in teacher profile"))
+    cases.append((cpu, r"teacher of profile cpu@abababababab, not the protocol teacher"))
     for records, message in cases:
         with pytest.raises(VdcError, match=message) as info:
             submit(records, a)
@@ -505,8 +513,6 @@ def _overlap(a, b) -> bool:
 
 
 def test_plots_keep_legends_off_the_axes_and_draw_only_what_shows_something(study, teachers):
-    import dataclasses
-
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     from vdcbench.leaderboard.render.plots import draw_bytes, draw_dots, draw_ipc, table_plots

@@ -237,7 +237,10 @@ class Entry:
                 protocol_sha256=data["protocol"]["sha256"], dataset=data["dataset"]["name"],
                 dataset_sha256=data["dataset"]["sha256"], track=data["track"],
                 label_strategy=data["label_strategy"], variant=data["variant"],
-                teacher_sha256=data["teacher_sha256"], epochs=data["epochs"]),
+                teacher_sha256=data["teacher_sha256"], epochs=data["epochs"],
+                # An entry holds the protocol teacher's results: entry.schema.json has no
+                # place for another teacher profile, and submit refuses records made with one.
+                teacher_profile=None),
             epochs=data["epochs"], official=data["official"],
             archive=ArchiveRef(sha256=a["sha256"], bytes=a["bytes"], path=a["path"], url=a["url"]),
             ledger=dict(data["ledger"]),

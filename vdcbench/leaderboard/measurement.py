@@ -49,10 +49,15 @@ FIELD_LABELS = {
     "variant": "evaluation variant",
     "teacher_sha256": "teacher",
     "epochs": "schedule (epochs)",
+    "teacher_profile": "teacher profile",
 }
 
 
 def shown(value: Any) -> str:
-    """A field's value in a message: a sha256 as its first 12 hex digits, anything else as is."""
+    """A field's value in a message: a sha256 as its first 12 hex digits (a teacher profile's
+    too, after its name), anything else as is."""
     text = str(value)
-    return text[:12] if re.fullmatch(r"[0-9a-f]{64}", text) else text
+    if re.fullmatch(r"[0-9a-f]{64}", text):
+        return text[:12]
+    profile = re.fullmatch(r"([A-Za-z0-9_-]+@)([0-9a-f]{64})", text)
+    return profile.group(1) + profile.group(2)[:12] if profile else text

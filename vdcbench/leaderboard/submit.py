@@ -42,6 +42,11 @@ def submit(records: Sequence[EvalRecord], archive_path: str | os.PathLike[str], 
     """
     records = list(records)
     measurement = one_measurement(records)
+    if measurement.teacher_profile is not None:
+        raise VdcError(f"the records depend on a teacher of profile "
+                       f"{shown(measurement.teacher_profile)}, not the protocol teacher; the "
+                       "leaderboard ranks the protocol teacher's results only (compare these "
+                       "with vdcbench results, whose tables keep each teacher profile apart)")
     protocol = _checked_protocol(measurement, {r.key.net for r in records})
     loaded = _scored_archive(archive_path, measurement, records[0])
     manifest = loaded.manifest.to_dict()
