@@ -126,8 +126,10 @@ def _print_short(short: tuple[tuple[str, int], ...], clip_frames: int) -> None:
     shown = ", ".join(f"{key} ({n} frame{'s' if n != 1 else ''})"
                       for key, n in short[:_SHOWN_PAIRS])
     more = f", and {len(short) - _SHOWN_PAIRS} more" if len(short) > _SHOWN_PAIRS else ""
-    out.print(f"  short: {len(short)} video{'s' if len(short) != 1 else ''} of "
-              f"{min(lengths)}-{max(lengths)} frames, fewer than the {clip_frames}-frame clip: "
+    span = (f"{min(lengths)}" if min(lengths) == max(lengths)
+            else f"{min(lengths)} to {max(lengths)}")
+    out.print(f"  short: {len(short)} video{'s' if len(short) != 1 else ''} of {span} "
+              f"frame{'s' if max(lengths) != 1 else ''}, fewer than the {clip_frames}-frame clip: "
               f"kept, and every clip of them repeats frames to make {clip_frames} (remove them "
               f"from the folder or the split file to leave them out): {shown}{more}")
 
