@@ -204,7 +204,7 @@ def test_validate_of_a_bare_name_says_where_stores_are(tmp_path, monkeypatch):
 
 def test_help_still_lists_every_command():
     text = _run("--help").output
-    for command in ("data", "diff", "evaluate", "import", "leaderboard", "methods", "nets",
+    for command in ("data", "diff", "evaluate", "experts", "import", "leaderboard", "methods", "nets",
                     "prepare", "protocol", "results", "run-baseline", "schema-docs", "show",
                     "step-throughput", "submit", "teacher", "validate"):
         assert f"  {command} " in text, command
