@@ -167,7 +167,7 @@ def test_a_stop_request_ends_the_fit_after_the_step_and_the_rerun_resumes(protoc
         train_teacher(protocol, dataset, "minic3d", resume_store=store, stop=stop,
                       on_step=request_in_second_epoch, **tiny)
     assert (caught.value.epoch, caught.value.epochs_saved, caught.value.exit_code) == (1, 1, 130)
-    assert "1 finished epoch are saved" not in str(caught.value)
+    assert "1 finished epoch is saved" in str(caught.value)
     assert "interrupted in epoch 2 of 2 after step 0 of 1" in str(caught.value)
     _, resumed = train_teacher(protocol, dataset, "minic3d", resume_store=store, **tiny)
     assert weights_sha256(resumed) == weights_sha256(unbroken)

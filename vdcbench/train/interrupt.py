@@ -38,7 +38,7 @@ class FitInterrupted(VdcError):
                  checkpointed: bool):
         self.epoch, self.epochs, self.step, self.steps = epoch, epochs, step, steps
         self.epochs_saved, self.checkpointed = epochs_saved, checkpointed
-        kept = (f"{epochs_saved} finished epoch{'s' if epochs_saved != 1 else ''} are saved"
+        kept = (f"{epochs_saved} finished epoch{'s are' if epochs_saved != 1 else ' is'} saved"
                 if checkpointed and epochs_saved else "no finished epoch is saved")
         super().__init__(f"interrupted in epoch {epoch + 1} of {epochs} after step {step} of "
                          f"{steps}; {kept}")
