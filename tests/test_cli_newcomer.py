@@ -91,6 +91,14 @@ def test_run_baseline_refuses_the_output_path_and_names_the_tracks_before_any_wo
     assert result.exit_code == 2 and "is a directory" in result.output
 
 
+def test_a_bad_setting_is_refused_before_synthetic_is_generated(tmp_path):
+    cache = tmp_path / "fresh-cache"
+    result = _run("run-baseline", "rded", "--dataset", "synthetic", "--ipc", "1", "--set",
+                  "mipc=0", env={"VDCBENCH_CACHE": str(cache)})
+    assert result.exit_code == 2 and "mipc must be at least 1" in result.output
+    assert "generating" not in result.output and not (cache / "synthetic").exists()
+
+
 def test_run_baseline_ends_with_the_command_to_run_next(tmp_path):
     archive = tmp_path / "r.tar"
     result = _run("run-baseline", "random", "--dataset", "synthetic", "--ipc", "1", "-o", archive)

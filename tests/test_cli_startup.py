@@ -51,6 +51,10 @@ def _run_fresh(args, cwd):
      2, "pass --overwrite"),
     (("run-baseline", "random", "--dataset", "synthetic", "--ipc", "1", "--seeds", "x"),
      2, "--seeds"),
+    # Before generating synthetic (numpy, minutes on a first run) as well as before torch.
+    (("run-baseline", "randm", "--dataset", "synthetic", "--ipc", "1"), 2, "did you mean 'random'"),
+    (("run-baseline", "random", "--dataset", "synthetic", "--ipc", "1", "--label-strategy", "x"),
+     2, "unknown label strategy"),
 ])
 def test_cheap_paths_import_no_torch(tmp_path, args, code, text):
     (tmp_path / "somedir").mkdir()

@@ -92,13 +92,20 @@ def run_baseline_cmd(name: str, dataset: str, ipc: int, frames: int | None, labe
     check_track(protocol, ipc, frames)
     if output is not None:
         check_output(output, overwrite)
+    protocol.label_strategy(label_strategy)
+    from vdcbench.methods.catalog import require_registered
+    require_registered(name)
+    # What needs the method's class (torch) is checked before generating data, which takes
+    # minutes on a first run; run_baseline checks it all again.
+    from vdcbench.methods import get_method
+    get_method(name).config_from_strings(overrides)
     if then_evaluate:
         from vdcbench.evaluation.scoring import parse_nets
         parse_nets(protocol, net)  # an unknown net fails before condensing
     declared = protocol.datasets.get(dataset)
     if declared is not None and declared.generator is not None:
-        generate_synthetic(declared, ("train", "val") if then_evaluate or train_teacher
-                           else ("train",))
+        # Validation too: the next step (printed at the end) is the evaluation, which reads it.
+        generate_synthetic(declared, ("train", "val"))
     from vdcbench.evaluation.api import run_baseline
     with RichProgress() as progress:
         made = run_baseline(name, dataset=dataset, ipc=ipc, frames=frames,

@@ -18,7 +18,7 @@ import sys
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 
-from vdcbench.core.errors import VdcError
+from vdcbench.core.errors import UnknownNameError, VdcError
 from vdcbench.methods.registry import GROUP, get_method
 
 _LISTED = ("name", "kind", "description")
@@ -31,13 +31,24 @@ class MethodSummary:
     description: str
 
 
-def method_summaries() -> list[MethodSummary]:
-    """Every registered method, by name."""
+def _registered() -> dict[str, EntryPoint]:
     found = {ep.name: ep for ep in entry_points(group=GROUP)}
     if not found:
         raise VdcError("no condensation methods are registered: is vdcbench installed "
                        "(`pip install -e .`)?")
-    return [_declared(ep) or _loaded(ep.name) for _, ep in sorted(found.items())]
+    return found
+
+
+def method_summaries() -> list[MethodSummary]:
+    """Every registered method, by name."""
+    return [_declared(ep) or _loaded(ep.name) for _, ep in sorted(_registered().items())]
+
+
+def require_registered(name: str) -> None:
+    """Raise as ``get_method`` does for a name no plugin registers, without importing any."""
+    known = _registered()
+    if name not in known:
+        raise UnknownNameError("method", name, known)
 
 
 def _loaded(name: str) -> MethodSummary:
