@@ -210,12 +210,15 @@ def _thread_context(task: CondensationTask) -> dict[str, Any]:
 def distill(task: CondensationTask, method: Method, settings: LoopSettings,
             initial: Callable[[], tuple[torch.Tensor, torch.Tensor]],
             make_objective: Callable[[torch.Tensor, torch.Tensor], Objective],
-            identity_extra: Mapping[str, Any] | None = None) -> Distilled:
+            identity_extra: Mapping[str, Any] | None = None,
+            setup_seconds: float = 0.0) -> Distilled:
     """Run (or resume, or reuse) ``method``'s distillation for ``task``.
 
     ``initial()`` gives the starting clips and labels (called only when no checkpoint exists);
     ``make_objective(clips, labels)`` builds the objective around them. ``identity_extra`` adds
-    what the numbers depend on beyond the config and the task (a teacher's sha256)."""
+    what the numbers depend on beyond the config and the task (a teacher's sha256);
+    ``setup_seconds`` what the method spent before (EDC's statistics pass), counted in a fresh
+    run's seconds."""
     identity = run_identity(task, method, identity_extra)
     done_key = result_key(method.name, task.track.id, identity)
     cached = task.artifacts.get_tensors(done_key)
@@ -238,7 +241,7 @@ def distill(task: CondensationTask, method: Method, settings: LoopSettings,
     else:
         start, labels = initial()
         start = start.detach().cpu().clone()
-        done, losses, spent = 0, [], 0.0
+        done, losses, spent = 0, [], float(setup_seconds)
         objective = make_objective(start.clone(), labels)
 
     def save(done_now: int) -> None:

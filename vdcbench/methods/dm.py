@@ -53,9 +53,9 @@ DM_KEY = 1_000_001
 
 PRESETS = {
     # The embedded data set on a loaded 2-core CPU: at most 20 minutes at IPC 1 on one core.
-    "cpu": {"iterations": 150, "batch_real": 8, "checkpoint_every": 10},
+    "cpu": {"iterations": 100, "batch_real": 8, "checkpoint_every": 10},
     # Seconds: the kill-and-resume tests and smoke runs.
-    "tiny": {"iterations": 8, "batch_real": 2, "checkpoint_every": 2},
+    "tiny": {"iterations": 6, "batch_real": 2, "checkpoint_every": 2},
 }
 
 

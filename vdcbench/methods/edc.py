@@ -36,6 +36,7 @@ Deviations from the reference (recorded in protocol/CHANGELOG.md):
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -295,6 +296,7 @@ class EDC(Method):
     Config = Config
 
     def condense(self, task: CondensationTask) -> CondensedSet:
+        started = time.perf_counter()
         cfg = self.config
         for name in cfg.teacher_names():
             task.protocol.net(name)     # a misspelt net fails before any work
@@ -316,6 +318,6 @@ class EDC(Method):
             make_objective=lambda clips, labels: EDCObjective(
                 cfg, clips, labels, teachers, normalize, augment,
                 lambda iteration: task.rng(EDC_KEY, iteration), task.device),
-            identity_extra={"teachers": shas})
+            identity_extra={"teachers": shas}, setup_seconds=time.perf_counter() - started)
         return task.finish(self, stored_clips(result.clips, cfg.storage), result.labels,
                            wall_seconds=result.seconds)
