@@ -28,7 +28,8 @@ from vdcbench.data.splits import VideoSplit, class_members, open_split
 from vdcbench.train.teacher import load_teacher
 from vdcbench.core.errors import VdcError
 from vdcbench.core.artifacts import ArtifactStore
-from vdcbench.protocol import LabelSource, Protocol, Track
+from vdcbench.protocol import (PROTOCOL_PROFILE, LabelSource, Protocol, TeacherProfile, Track,
+                               teacher_profile)
 from vdcbench.train.augment import Normalize, to_unit_float
 from vdcbench.core.randomness import STREAM_METHOD, rng_for
 
@@ -45,7 +46,8 @@ class CondensationTask:
 
     def __init__(self, protocol: Protocol, track: Track, label_strategy: str, seed: int,
                  artifacts: ArtifactStore, device: str = "cpu",
-                 progress: Progress | None = None):
+                 progress: Progress | None = None,
+                 teacher_profile: TeacherProfile | None = None):
         protocol.label_strategy(label_strategy)
         self.protocol = protocol
         self.track = track
@@ -55,6 +57,9 @@ class CondensationTask:
         self.artifacts = artifacts
         self.device = device
         self._progress = progress
+        # The teacher profile (protocol/teacher-profiles.toml) of the teacher this task's methods
+        # use unless their config names another; None: the protocol teacher.
+        self.teacher_profile = teacher_profile
         self._teachers: dict = {}
 
     @functools.cached_property
@@ -75,20 +80,35 @@ class CondensationTask:
         if self._progress is not None:
             self._progress(done, total, what)
 
-    def teacher(self, net: str = "minic3d"):
-        """The protocol teacher of ``net`` on this data set (raises with the command to train it).
+    def teacher(self, net: str = "minic3d", profile: TeacherProfile | str | None = None):
+        """The teacher of ``net`` on this data set (raises with the command to train it).
 
-        Loaded (and its file hashed) once per task, however often a method asks."""
-        if net not in self._teachers:
+        ``profile``: None for the task's teacher profile, ``"protocol"`` for the protocol
+        teacher, or a declared profile (or its name). Each teacher is loaded (and its file
+        hashed) once per task, however often a method asks."""
+        profile = self._profile(profile)
+        # A protocol teacher is cached under its net's name alone, as before profiles existed.
+        key = net if profile is None else (net, profile.label)
+        if key not in self._teachers:
             self.protocol.net(net)   # a misspelt net is named as such, not as a missing teacher
-            self._teachers[net] = load_teacher(self.protocol, self.dataset, net, self.device)
-        return self._teachers[net]
+            self._teachers[key] = load_teacher(self.protocol, self.dataset, net, self.device,
+                                               profile)
+        return self._teachers[key]
+
+    def _profile(self, profile: TeacherProfile | str | None) -> TeacherProfile | None:
+        if profile is None:
+            return self.teacher_profile
+        if isinstance(profile, str):
+            # A manifest records ``<name>@<sha256>``; the method checked the hash when it chose.
+            return teacher_profile(profile.partition("@")[0], self.protocol)
+        return profile
 
     @torch.no_grad()
     def teacher_logits(self, videos: torch.Tensor, net: str = "minic3d",
-                       batch_size: int = 50) -> torch.Tensor:
+                       batch_size: int = 50,
+                       profile: TeacherProfile | str | None = None) -> torch.Tensor:
         """Teacher logits of stored clips, un-augmented and normalised: the ``soft`` labels."""
-        teacher = self.teacher(net).net
+        teacher = self.teacher(net, profile).net
         trainer = self.protocol.trainer
         normalize = Normalize(trainer.normalize_mean, trainer.normalize_std)
         out = [teacher(normalize(to_unit_float(videos[i:i + batch_size].to(self.device)))).float().cpu()
@@ -99,10 +119,16 @@ class CondensationTask:
                wall_seconds: float | None = None) -> CondensedSet:
         """Wrap selected or synthesised clips as a CondensedSet, adding soft labels when asked."""
         strategy = self.protocol.label_strategy(self.label_strategy)
-        soft = (self.teacher_logits(videos) if strategy.labels is LabelSource.ARCHIVE_LOGITS
-                else None)
-        info = MethodInfo(name=method.name, kind=method.kind,
-                          config=dataclasses.asdict(method.config), seed=self.seed,
+        config = dataclasses.asdict(method.config)
+        # Soft labels come from the teacher the method chose (its config's ``teacher_profile``),
+        # else from the task's profile, which a method without that setting records here.
+        profile = self._profile(config.get("teacher_profile"))
+        soft = None
+        if strategy.labels is LabelSource.ARCHIVE_LOGITS:
+            soft = self.teacher_logits(videos, profile=profile or PROTOCOL_PROFILE)
+            if profile is not None and "teacher_profile" not in config:
+                config["teacher_profile"] = f"{profile.name}@{profile.sha256}"
+        info = MethodInfo(name=method.name, kind=method.kind, config=config, seed=self.seed,
                           wall_seconds=wall_seconds, device=self.device)
         return CondensedSet(videos=videos.contiguous(), labels=labels.to(torch.int64),
                             soft_labels=soft, label_strategy=self.label_strategy,

@@ -29,7 +29,7 @@ from vdcbench.data.splits import class_members, centred_indices, VideoSplit
 from vdcbench.core.errors import VdcError
 from vdcbench.methods.base import CondensationTask, Method
 from vdcbench.protocol import PROTOCOL_PROFILE, Protocol, TeacherProfile, teacher_profile
-from vdcbench.train.teacher import Teacher, load_teacher
+from vdcbench.train.teacher import Teacher
 from vdcbench.train.augment import Normalize, center_crop, to_unit_float
 
 
@@ -50,15 +50,11 @@ def profile_value(profile: TeacherProfile | None) -> str:
 
 
 def method_teacher(task: CondensationTask, net: str, profile: TeacherProfile | None) -> Teacher:
-    """The teacher of ``net`` under ``profile`` (None: the task's protocol teacher)."""
-    if profile is None:
-        return task.teacher(net)
-    teacher = load_teacher(task.protocol, task.dataset, net, task.device, profile)
-    # The task labels soft sets with its own teacher cache: seed it with this teacher so the
-    # soft labels come from the same profile as the selection. (CondensationTask has no public
-    # way to choose a profile yet; see the report of issue 17.)
-    task._teachers[net] = teacher
-    return teacher
+    """The teacher of ``net`` under ``profile`` (None: the protocol teacher), the config's choice.
+
+    Loaded through the task, so the soft labels ``task.finish`` adds come from the same teacher
+    (it reads the profile the manifest records) without a second load."""
+    return task.teacher(net, PROTOCOL_PROFILE if profile is None else profile)
 
 
 def recorded_method(method: Method, profile: TeacherProfile | None) -> Method:
