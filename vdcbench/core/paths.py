@@ -42,6 +42,14 @@ def method_artifacts_dir(method: str, dataset: str, seed: int) -> Path:
     return cache_root() / "artifacts" / method / dataset / f"seed{seed}"
 
 
+def experts_dir(dataset: str) -> Path:
+    """The expert trajectories of ``dataset`` that trajectory-matching methods read (MTT, DATM).
+
+    Where ``method_artifacts_dir("experts", dataset, 0)`` put them before they had a name of their
+    own: caches already trained stay valid."""
+    return method_artifacts_dir("experts", dataset, 0)
+
+
 def evaluation_resume_dir() -> Path:
     """Resume state of evaluation seeds in progress, one per record identity; each is dropped
     once its record is written."""

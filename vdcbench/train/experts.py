@@ -18,7 +18,7 @@ resumable per expert and epoch: the trainer checkpoints through ``FitCheckpoint`
 epoch, and a checkpoint whose epoch's snapshot is missing (a stop between the two writes) has
 that snapshot restored from the checkpoint's own weights before training goes on.
 
-The experts live in one artifact store per data set (``method_artifacts_dir("experts", ...)``),
+The experts live in one artifact store per data set (``core.paths.experts_dir``),
 not in a distillation method's own store: MTT and DATM, at every condensation seed, read the same
 trajectories, as the reference reads one buffer for all its runs.
 """
@@ -45,10 +45,6 @@ from vdcbench.protocol.spec import canonical_sha256
 from vdcbench.train.checkpoint import FitCheckpoint
 from vdcbench.train.sources import VideoWindows
 from vdcbench.train.trainer import FitConfig, Trainer
-
-# The expert store's "seed" folder: experts carry their own seed in the recipe (and their key).
-_STORE_SEED = 0
-_STORE_NAME = "experts"
 
 
 @dataclass(frozen=True)
@@ -107,7 +103,7 @@ def resolve_recipe(dataset: Dataset, experts: int = 0, epochs: int = 0) -> Exper
 
 def experts_store(dataset: Dataset) -> ArtifactStore:
     """The artifact store every trajectory-matching method reads the experts of ``dataset`` from."""
-    return ArtifactStore(paths.method_artifacts_dir(_STORE_NAME, dataset.name, _STORE_SEED))
+    return ArtifactStore(paths.experts_dir(dataset.name))
 
 
 @dataclass(frozen=True)
