@@ -17,16 +17,20 @@ class VdcError(Exception):
 
 
 class UnknownNameError(VdcError):
-    """A name (data set, track, net, method, ...) that is not in its registry."""
+    """A name (data set, track, net, method, ...) that is not in its registry.
 
-    def __init__(self, kind: str, name: str, known: Iterable[str]):
+    ``hint`` replaces the spelling suggestion where spelling is the wrong guide (a track's
+    numbers: ``ipc0-t8`` is spelt like ``ipc10-t8``)."""
+
+    def __init__(self, kind: str, name: str, known: Iterable[str], hint: str | None = None):
         known = sorted(known)
-        # A prefix is what people type ("i3d" for "i3d_r18"), and difflib may rank it below a
-        # longer name that shares more letters; a unique prefix match wins.
-        prefixed = [k for k in known if k.lower().startswith(name.lower())] if name else []
-        close = prefixed if len(prefixed) == 1 else difflib.get_close_matches(name, known, n=1,
-                                                                             cutoff=0.5)
-        hint = f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(known)}"
+        if hint is None:
+            # A prefix is what people type ("i3d" for "i3d_r18"), and difflib may rank it below
+            # a longer name that shares more letters; a unique prefix match wins.
+            prefixed = [k for k in known if k.lower().startswith(name.lower())] if name else []
+            close = prefixed if len(prefixed) == 1 else difflib.get_close_matches(
+                name, known, n=1, cutoff=0.5)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(known)}"
         super().__init__(f"unknown {kind} {name!r}{hint}")
         self.kind, self.name, self.known = kind, name, known
 

@@ -324,11 +324,28 @@ class Protocol:
     def track(self, dataset: str | Dataset, track_id: str) -> Track:
         ds = dataset if isinstance(dataset, Dataset) else self.dataset(dataset)
         parsed = parse_track_id(track_id)
-        if parsed is None or track_id not in self.track_ids(include_temporal=True):
-            raise UnknownNameError("track", track_id, self.track_ids(include_temporal=True))
+        every = self.track_ids(include_temporal=True)
+        if parsed is None:
+            raise UnknownNameError("track", track_id, every)
+        if track_id not in every:
+            raise UnknownNameError("track", track_id, every, self._track_hint(*parsed))
         ipc, frames = parsed
         official = ipc in self.official_ipc and frames == self.official_frames
         return Track(dataset=ds, ipc=ipc, frames=frames, official=official)
+
+    def _track_hint(self, ipc: int, frames: int) -> str:
+        """What an undeclared ``ipcK-tT`` is told: the nearest IPC at T frames, if K is an IPC at
+        all, and the tracks there are. By number, not spelling: the closest spelling of
+        ``ipc0-t8`` is ``ipc10-t8``, which is no answer to an IPC of 0."""
+        official = self.track_ids()
+        temporal = [t for t in self.track_ids(include_temporal=True) if t not in official]
+        same_frames = sorted(k for k, t in (parse_track_id(i) for i in official + temporal)
+                             if t == frames)
+        nearest = (min(same_frames, key=lambda k: (abs(k - ipc), k))
+                   if ipc >= 1 and same_frames else None)
+        guess = f"; did you mean 'ipc{nearest}-t{frames}'? " if nearest is not None else "; "
+        return (f"{guess}the protocol's tracks are {', '.join(official)} (official)"
+                + (f" and {', '.join(temporal)} (temporal)" if temporal else ""))
 
     def teacher_recipe(self, dataset: str | Dataset, net: str) -> TeacherRecipe:
         ds = dataset if isinstance(dataset, Dataset) else self.dataset(dataset)
