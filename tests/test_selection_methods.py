@@ -302,7 +302,8 @@ def test_rded_end_to_end_stores_the_lowest_loss_candidate_of_the_class(protocol,
     condensed = RDED(RDED.config_from_strings({"mipc": "4", "num_crop": "2"})).condense(task)
     _check_set(condensed, "rded")
     assert condensed.method.config == {"mipc": 4, "num_crop": 2, "factor": 1, "batch_size": 50,
-                                       "teacher": "minic3d", "min_scale": 0.08}
+                                       "teacher": "minic3d", "min_scale": 0.08,
+                                       "teacher_profile": "protocol"}
     # Rebuild class 2's eight candidates from the task's generators and score them all.
     split, label = task.train, 2
     members = torch.nonzero(split.labels == label).flatten().numpy()
