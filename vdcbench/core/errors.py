@@ -20,9 +20,11 @@ class UnknownNameError(VdcError):
     """A name (data set, track, net, method, ...) that is not in its registry.
 
     ``hint`` replaces the spelling suggestion where spelling is the wrong guide (a track's
-    numbers: ``ipc0-t8`` is spelt like ``ipc10-t8``)."""
+    numbers: ``ipc0-t8`` is spelt like ``ipc10-t8``); ``note`` follows it (where a name was
+    looked for)."""
 
-    def __init__(self, kind: str, name: str, known: Iterable[str], hint: str | None = None):
+    def __init__(self, kind: str, name: str, known: Iterable[str], hint: str | None = None,
+                 note: str = ""):
         known = sorted(known)
         if hint is None:
             # A prefix is what people type ("i3d" for "i3d_r18"), and difflib may rank it below
@@ -31,7 +33,7 @@ class UnknownNameError(VdcError):
             close = prefixed if len(prefixed) == 1 else difflib.get_close_matches(
                 name, known, n=1, cutoff=0.5)
             hint = f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(known)}"
-        super().__init__(f"unknown {kind} {name!r}{hint}")
+        super().__init__(f"unknown {kind} {name!r}{hint}{note}")
         self.kind, self.name, self.known = kind, name, known
 
 

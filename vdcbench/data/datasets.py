@@ -10,6 +10,7 @@ every archive whose manifest names a data set) resolves that name here, to the p
 from __future__ import annotations
 
 import dataclasses
+import os
 
 from vdcbench.data.store import COLLECTION_DATASET, MANIFEST_FILE, find_store, stores_root
 from vdcbench.core.errors import UnknownNameError, VdcError
@@ -33,6 +34,15 @@ def collection_dataset(protocol: Protocol, name: str, classes: tuple[str, ...]) 
     return dataclasses.replace(base, name=name, classes=tuple(classes), num_classes=len(classes))
 
 
+def stores_looked_in() -> str:
+    """Where a prepared store's name was looked for, and what moves it: a name that is not found
+    is often a store prepared under another cache root."""
+    if os.environ.get("VDCBENCH_CACHE"):
+        return f"looked for a prepared store in {stores_root()}, under $VDCBENCH_CACHE"
+    return (f"looked for a prepared store in {stores_root()}; set VDCBENCH_CACHE to the cache "
+            f"root it was prepared under")
+
+
 def resolve_dataset(protocol: Protocol, name: str) -> Dataset:
     """The data set ``name`` means under ``protocol``.
 
@@ -47,7 +57,8 @@ def resolve_dataset(protocol: Protocol, name: str) -> Dataset:
     if path is None:
         if declared is not None:
             return declared
-        raise UnknownNameError("data set", name, [*protocol.datasets, *prepared_collections()])
+        raise UnknownNameError("data set", name, [*protocol.datasets, *prepared_collections()],
+                               note=f" ({stores_looked_in()})")
     try:
         manifest = parse_json_strict((path / MANIFEST_FILE).read_bytes())
         dataset, classes = manifest["dataset"], tuple(manifest["classes"])
