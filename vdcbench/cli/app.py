@@ -9,7 +9,11 @@ inside the commands that need them, so listings and user errors answer before th
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 
 import click
 
@@ -38,10 +42,29 @@ class VdcbenchGroup(click.Group):
     def __call__(self, *args, **kwargs):
         # Only the program itself calls the group (the console script, ``python -m vdcbench``).
         try:
-            return self.main(*args, **kwargs)
+            with sigint_taken_back():
+                return self.main(*args, **kwargs)
         except StoppedByUser as stop:
             click.echo(str(stop), err=True)
             sys.exit(130)
+
+
+@contextlib.contextmanager
+def sigint_taken_back() -> Iterator[None]:
+    """SIGINT raises KeyboardInterrupt while the command runs, even where it was inherited
+    ignored: a background job of a non-interactive shell (``vdcbench evaluate ... &`` in a
+    script, some batch systems) starts with SIGINT ignored, and Python then installs no handler,
+    so Ctrl-C and ``kill -INT`` did nothing to evaluate, prepare or run-baseline (issue 17).
+    Every long command stops cleanly on KeyboardInterrupt and says how to resume."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.SIG_IGN):
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @click.group(cls=VdcbenchGroup, context_settings={"help_option_names": ["-h", "--help"]})

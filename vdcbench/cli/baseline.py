@@ -11,8 +11,9 @@ from rich.table import Table
 import shlex
 
 from vdcbench.cli.evaluate import evaluate_and_render, parse_seeds
-from vdcbench.cli.output import out, progress_bar, user_errors
+from vdcbench.cli.output import Interrupted, out, progress_bar, user_errors
 from vdcbench.cli.progress import RichProgress
+from vdcbench.cli.teacher import format_duration
 from vdcbench.core.errors import VdcError
 
 
@@ -74,16 +75,26 @@ def parse_settings(items: tuple[str, ...]) -> dict[str, str]:
 @click.option("--results-dir", type=click.Path(path_type=Path), default=None,
               help="Where per-seed records go (with --evaluate; default: the vdcbench cache).")
 @click.option("--train-teacher", is_flag=True,
-              help="Train the data set's MiniC3D protocol teacher first if it is not there yet.")
+              help="Train the data set's MiniC3D teacher (of --teacher-profile) first if it is "
+                   "not there yet; the estimate of what it takes here is printed first.")
+@click.option("--teacher-profile", "teacher_profile_name", default=None, metavar="PROFILE",
+              help="Whose teacher the method and soft labels use: 'protocol' (the default) or "
+                   "a declared profile (protocol/teacher-profiles.toml; 'cpu': a teacher a CPU "
+                   "trains in well under an hour). Results made with it say so and rank in "
+                   "their own tables.")
+@click.option("--train-experts", is_flag=True,
+              help="Train the expert trajectories the method reads (MTT, DATM) first where some "
+                   "are missing; resumable per epoch.")
 @user_errors(interrupted="no archive is written until the condensation ends; the same command "
-                         "resumes a teacher in training from its last finished epoch (and, with "
-                         "--evaluate, keeps the seeds already scored)")
+                         "resumes a teacher or experts in training from their last finished "
+                         "epoch (and, with --evaluate, keeps the seeds already scored)")
 def run_baseline_cmd(name: str, dataset: str, ipc: int, frames: int | None, label_strategy: str,
                      seed: int, output: Path | None, overwrite: bool, settings: tuple[str, ...],
                      device: str, then_evaluate: bool, seeds: str, net: str,
-                     results_dir: Path | None, train_teacher: bool) -> None:
+                     results_dir: Path | None, train_teacher: bool,
+                     teacher_profile_name: str | None, train_experts: bool) -> None:
     """Condense DATASET with the method NAME and write a submission archive."""
-    from vdcbench.protocol import LATEST_VERSION, load_protocol
+    from vdcbench.protocol import LATEST_VERSION, load_protocol, teacher_profile
     overrides = parse_settings(settings)
     eval_seeds = parse_seeds(seeds)
     if not then_evaluate and (results_dir is not None or net != "minic3d"):
@@ -93,14 +104,18 @@ def run_baseline_cmd(name: str, dataset: str, ipc: int, frames: int | None, labe
     if output is not None:
         check_output(output, overwrite)
     protocol.label_strategy(label_strategy)
+    profile = teacher_profile(teacher_profile_name, protocol)
     from vdcbench.methods.catalog import require_registered
     require_registered(name)
     # What needs the method's class (torch) is checked before generating data, which takes
     # minutes on a first run; run_baseline checks it all again.
     from vdcbench.methods import get_method
-    get_method(name).config_from_strings(overrides)
+    cls = get_method(name)
+    cls.config_from_strings(overrides)
+    from vdcbench.evaluation.api import resolve_teacher_profile
+    resolve_teacher_profile(protocol, cls, dict(overrides), teacher_profile_name)
     if then_evaluate:
-        from vdcbench.evaluation.scoring import parse_nets
+        from vdcbench.evaluation.net_choice import parse_nets
         parse_nets(protocol, net)  # an unknown net fails before condensing
     declared = protocol.datasets.get(dataset)
     if declared is not None and declared.generator is not None:
@@ -108,10 +123,21 @@ def run_baseline_cmd(name: str, dataset: str, ipc: int, frames: int | None, labe
         generate_synthetic(declared, ("train", "val"))
     from vdcbench.evaluation.api import run_baseline
     with RichProgress() as progress:
+        if train_teacher:
+            resume = shlex.join(
+                ["vdcbench", "run-baseline", name, "--dataset", dataset, "--ipc", str(ipc)]
+                + (["--frames", str(frames)] if frames is not None else [])
+                + ["--label-strategy", label_strategy, "--seed", str(seed)]
+                + [arg for item in settings for arg in ("--set", item)]
+                + (["--teacher-profile", teacher_profile_name] if teacher_profile_name else [])
+                + (["--device", device] if device != "cpu" else []) + ["--train-teacher"])
+            prepare_teacher(protocol, dataset, profile, teacher_profile_name, device, progress,
+                            resume)
         made = run_baseline(name, dataset=dataset, ipc=ipc, frames=frames,
                             label_strategy=label_strategy, settings=overrides, seed=seed,
                             output=output, overwrite=overwrite, device=device,
-                            train_teacher=train_teacher, progress=progress)
+                            teacher_profile=teacher_profile_name, train_experts=train_experts,
+                            progress=progress)
     out.print(f"wrote {made.path} ({made.bytes / 1e6:.2f} MB, sha256 {made.sha256[:12]}) in "
               f"{made.wall_seconds:.1f} s")
     if then_evaluate:
@@ -121,6 +147,51 @@ def run_baseline_cmd(name: str, dataset: str, ipc: int, frames: int | None, labe
     out.print(f"next: vdcbench evaluate {shlex.quote(str(made.path))}   (the protocol's schedule "
               "on seeds 0,1,2; add --epochs 2 for a quick look that is never ranked)",
               markup=False, highlight=False)
+
+
+# Above this estimate the protocol recipe is no CPU job, and run-baseline offers the cpu profile.
+OFFER_CPU_PROFILE_SECONDS = 3600.0
+
+
+def prepare_teacher(protocol, dataset: str, profile, profile_name: str | None, device: str,
+                    progress: RichProgress, resume: str) -> None:
+    """Train the MiniC3D teacher of ``profile`` unless it is saved, after one line saying what
+    that takes here (and, when the protocol recipe would take over an hour and no profile was
+    chosen, what the ``cpu`` profile would take). The first Ctrl-C stops after the training
+    step in progress; the finished epochs are kept and ``resume`` goes on from them."""
+    from vdcbench.cli.interrupts import stop_on_sigint
+    from vdcbench.cli.teacher import cost_line, interrupted_fit_hint
+    from vdcbench.data.datasets import resolve_dataset
+    from vdcbench.evaluation.api import ensure_teacher
+    from vdcbench.protocol import PROTOCOL_PROFILE, load_teacher_profiles
+    from vdcbench.train.interrupt import FitInterrupted, StopRequest
+    from vdcbench.train.teacher import find_teacher, teacher_cost
+    ds = resolve_dataset(protocol, dataset)
+    if find_teacher(protocol, ds.name, "minic3d", profile) is not None:
+        return
+    cost = teacher_cost(protocol, ds, "minic3d", profile, device=device)
+    line = (f"teacher minic3d on {dataset}: "
+            f"{cost_line(cost, profile.name if profile is not None else PROTOCOL_PROFILE)}")
+    cpu = load_teacher_profiles().get("cpu")
+    if (profile_name is None and cost.seconds > OFFER_CPU_PROFILE_SECONDS and cpu is not None
+            and protocol.version in cpu.protocol_versions):
+        cheaper = teacher_cost(protocol, ds, "minic3d", cpu,
+                               seconds_per_clip=cost.seconds_per_clip)
+        line += (f"; over an hour: --teacher-profile cpu trains a teacher in about "
+                 f"{format_duration(cheaper.seconds)} ({cheaper.recipe.epochs} epochs; results "
+                 f"made with it say so and rank in their own tables)")
+    click.echo(line, err=True)      # one line, unwrapped, for a log as for a terminal
+    try:
+        with stop_on_sigint(StopRequest()) as stop:
+            ensure_teacher(protocol, ds, "minic3d", device=device, profile=profile,
+                           progress=progress, stop=stop)
+    except FitInterrupted as exc:      # only the SIGINT handler above asks the fit to stop
+        progress.close()
+        raise Interrupted(interrupted_fit_hint(exc, resume)) from None
+    except KeyboardInterrupt:          # a second Ctrl-C: out at once
+        progress.close()
+        raise Interrupted(f"interrupted; finished teacher epochs are kept: resume with "
+                          f"`{resume}`") from None
 
 
 def check_track(protocol, ipc: int, frames: int | None) -> None:

@@ -68,13 +68,45 @@ def threads(counts: tuple[int | None, ...]) -> str:
 @click.option("--epochs", type=int, default=None,
               help="Train for this many epochs instead of the protocol's, for a smoke test; "
                    "the records are marked not official and never ranked.")
+@click.option("--teacher-profile", "teacher_profile_name", default=None, metavar="PROFILE",
+              help="Whose teacher gives multi-sl labels: 'protocol' or a declared profile "
+                   "('cpu'). Default: the archive's (the profile its method condensed with, "
+                   "else the protocol teacher). Records made with it say so.")
 @user_errors(interrupted=RESUME_HINT)
 def evaluate_cmd(archive: Path, seeds: str, net: str, variant: str, device: str,
-                 json_path: Path | None, results_dir: Path | None, epochs: int | None) -> None:
+                 json_path: Path | None, results_dir: Path | None, epochs: int | None,
+                 teacher_profile_name: str | None) -> None:
     """Train the evaluation net on ARCHIVE per seed under the protocol and score it."""
     check_archive_path(archive)
+    check_nets(net)
+    check_teacher_profile(teacher_profile_name)
     evaluate_and_render(archive, parse_seeds(seeds), net, variant, device, json_path, results_dir,
-                        epochs)
+                        epochs, teacher_profile_name)
+
+
+def check_nets(text: str) -> None:
+    """``--net`` is refused before torch is imported when no protocol version knows a net it
+    names (the archive, read later, pins the version the library checks it against)."""
+    from vdcbench.evaluation.net_choice import parse_nets
+    from vdcbench.protocol import load_protocol
+    from vdcbench.protocol.spec import available_versions
+    refusal = None
+    for version in sorted(available_versions(), reverse=True):
+        try:
+            parse_nets(load_protocol(version), text)
+            return
+        except VdcError as exc:
+            refusal = refusal or exc      # the latest version's words
+    if refusal is not None:
+        raise refusal
+
+
+def check_teacher_profile(name: str | None) -> None:
+    """An unknown profile name is one line before torch is imported (the protocol version the
+    archive pins is checked by the library)."""
+    if name is not None:
+        from vdcbench.protocol import teacher_profile
+        teacher_profile(name)
 
 
 def check_archive_path(archive: Path) -> None:
@@ -93,7 +125,7 @@ def check_json_path(json_path: Path | None) -> None:
 
 def evaluate_and_render(archive: Path, seeds: tuple[int, ...], net: str, variant: str,
                         device: str, json_path: Path | None, results_dir: Path | None,
-                        epochs: int | None) -> None:
+                        epochs: int | None, teacher_profile: str | None = None) -> None:
     """Score ARCHIVE on each net ``net`` names, print the tables, write ``--json``."""
     check_json_path(json_path)
     from vdcbench.core.atomic_file import write_json_atomic
@@ -101,7 +133,8 @@ def evaluate_and_render(archive: Path, seeds: tuple[int, ...], net: str, variant
 
     with RichProgress() as progress:
         report = evaluate_archive(archive, nets=net, seeds=seeds, variant=variant, device=device,
-                                  results_dir=results_dir, epochs=epochs, progress=progress)
+                                  results_dir=results_dir, epochs=epochs,
+                                  teacher_profile=teacher_profile, progress=progress)
     render_report(report)
     if json_path is not None:
         write_json_atomic(json_path, report.to_dict())
@@ -173,12 +206,17 @@ def render_report(report: EvaluationReport) -> None:
 @click.option("--variant", default=None, help="Only this evaluation variant.")
 @click.option("--condensation-seed", type=int, default=None,
               help="Only condensed sets made with this seed (one set per method).")
+@click.option("--teacher-profile", "teacher_profile_name", default=None, metavar="PROFILE",
+              help="Only records made with this profile's teacher ('protocol', 'cpu'; records "
+                   "that used no teacher join any): a table holds one profile.")
 @click.option("--markdown", is_flag=True, help="Print the methods or nets table as Markdown.")
 @user_errors
 def results_cmd(folders: tuple[Path, ...], table_kind: str, dataset: str | None, methods: str | None,
                 net: str | None, label_strategy: str | None, track: str | None,
-                variant: str | None, condensation_seed: int | None, markdown: bool) -> None:
+                variant: str | None, condensation_seed: int | None,
+                teacher_profile_name: str | None, markdown: bool) -> None:
     """Aggregate the result records under FOLDERS: mean ± std over seeds per cell."""
+    check_teacher_profile(teacher_profile_name)
     from vdcbench.evaluation.records import load_records
     # Keyed, so folders that overlap (submissions and submissions/records) count a record once.
     by_key = {record.key: record for folder in folders for record in load_records(folder)}
@@ -192,33 +230,47 @@ def results_cmd(folders: tuple[Path, ...], table_kind: str, dataset: str | None,
     if table_kind == "methods" and net is None:
         net = "minic3d"
     chosen = None if methods is None else tuple(m.strip() for m in methods.split(",") if m.strip())
+    from vdcbench.protocol import PROTOCOL_PROFILE
     where = PivotFilter(dataset=dataset, methods=chosen, net=net,
                         label_strategy=label_strategy, track=track,
                         variant=variant, condensation_seed=condensation_seed,
-                        official_only=variant in (None, "official"))
+                        official_only=variant in (None, "official"),
+                        teacher_profile=teacher_profile_name)
     table = pivot(records, table_kind, where)
     nets = {c: net for c in table.columns} if table_kind == "methods" else {c: c for c in table.columns}
-    table = table.with_full_data(_teacher_top1(table.protocol_version, table.dataset, nets))
+    profile = table.teacher_profile or PROTOCOL_PROFILE
+    table = table.with_full_data(_teacher_top1(table.protocol_version, table.dataset, nets,
+                                               profile))
     corner = f"{table.dataset}, {net}" if table_kind == "methods" else table.dataset
+    # A profile's table is another measurement than the protocol's: its title and its full-data
+    # row say whose teacher it rests on.
+    title = None if profile == PROTOCOL_PROFILE else f"teacher profile {profile}"
+    full_data = (table.FULL_DATA_ROW if profile == PROTOCOL_PROFILE
+                 else f"full train split ({profile}-profile teacher)")
     if markdown:
-        out.print(table.to_markdown(corner), markup=False, highlight=False, soft_wrap=True)
+        text = table.to_markdown(corner).replace(f"| {table.FULL_DATA_ROW} |", f"| {full_data} |")
+        out.print((f"{title}\n\n" if title else "") + text, markup=False, highlight=False,
+                  soft_wrap=True)
         return
-    view = Table(corner, *table.columns,
+    view = Table(corner, *table.columns, title=title,
                  caption="top-1 % (final epoch), mean ± std over n records; "
                          "'sets': condensed sets pooled")
     for name, texts in table.row_texts():
-        view.add_row(name, *texts)
+        view.add_row(full_data if name == table.FULL_DATA_ROW else name, *texts)
     out.print(view)
 
 
-def _teacher_top1(version: int, dataset: str, nets: dict[str, str]) -> dict[str, float]:
-    """Validation top-1 of each column's protocol teacher, where one is trained (else absent)."""
-    from vdcbench.protocol import load_protocol
+def _teacher_top1(version: int, dataset: str, nets: dict[str, str],
+                  profile_name: str = "protocol") -> dict[str, float]:
+    """Validation top-1 of each column's teacher of the table's profile, where one is trained
+    (else absent)."""
+    from vdcbench.protocol import load_protocol, teacher_profile
     from vdcbench.train.teacher import find_teacher, teacher_sidecar
     protocol = load_protocol(version)
+    profile = teacher_profile(profile_name, protocol)
     found = {}
     for column, net in nets.items():
-        path = find_teacher(protocol, dataset, net)
+        path = find_teacher(protocol, dataset, net, profile)
         if path is not None:
             found[column] = float(teacher_sidecar(path).val_top1)
     return found

@@ -24,6 +24,7 @@ class RichProgress(Progress):
         self._task: TaskID | int | None = None
         self._seed_tasks: dict[tuple[str, int], TaskID | int] = {}
         self._several_nets = False
+        self._in_steps = False
 
     def __enter__(self) -> "RichProgress":
         return self
@@ -48,10 +49,39 @@ class RichProgress(Progress):
         self._task = self._open().add_task(description, total=total, info="")
 
     def teacher_started(self, net: str, dataset: str, epochs: int) -> None:
+        self._in_steps = False
         self._phase(f"teacher {net} on {dataset}", epochs)
 
+    def teacher_step(self, net: str, dataset: str, epoch: int, epochs: int, step: int,
+                     steps: int, loss: float) -> None:
+        # Counted in steps once they are reported: an epoch on real data takes minutes.
+        self._in_steps = True
+        self._open().update(self._task, total=epochs * steps, completed=epoch * steps + step,
+                            info=f"epoch {epoch + 1}/{epochs} step {step}/{steps} "
+                                 f"loss {loss:.3f}")
+
     def teacher_epoch(self, net: str, dataset: str, epoch: int, epochs: int, loss: float) -> None:
-        self._open().update(self._task, completed=epoch, info=f"loss {loss:.3f}")
+        if self._in_steps:
+            self._open().update(self._task, info=f"epoch {epoch}/{epochs} done, mean loss "
+                                                 f"{loss:.3f}")
+        else:
+            self._open().update(self._task, completed=epoch, info=f"loss {loss:.3f}")
+
+    def experts_started(self, method: str, dataset: str) -> None:
+        self._phase(f"{method} experts on {dataset}", None)
+
+    def expert_epoch(self, expert: int, experts: int, epoch: int, epochs: int,
+                     loss: float) -> None:
+        self._open().update(self._task, total=experts * epochs,
+                            completed=expert * epochs + epoch,
+                            info=f"expert {expert + 1}/{experts} epoch {epoch}/{epochs} "
+                                 f"loss {loss:.3f}")
+
+    def experts_finished(self, method: str, dataset: str, trained: tuple[int, ...]) -> None:
+        self.close()
+        out.print(f"{method} experts on {dataset}: "
+                  + (f"trained {len(trained)} ({', '.join(map(str, trained))})" if trained
+                     else "all saved already"))
 
     def teacher_finished(self, net: str, dataset: str, val_top1: float) -> None:
         self.close()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from vdcbench.cli.output import console, fail, out, progress_bar, user_errors
+from vdcbench.cli.output import Interrupted, console, out, progress_bar, user_errors
 
 
 def format_duration(seconds: float) -> str:
@@ -26,6 +26,14 @@ def cost_line(cost, profile_name: str) -> str:
             f"{cost.train_videos:,} videos = {cost.clips:,} clips, about "
             f"{format_duration(cost.seconds)} here ({cost.seconds_per_clip:.3f} s a clip, "
             f"measured)")
+
+
+def interrupted_fit_hint(exc, resume: str) -> str:
+    """What a teacher training stopped by Ctrl-C says: where it stopped, what is kept, and the
+    command that resumes (or starts again, when no epoch was finished)."""
+    again = (f"resume with `{resume}`" if exc.checkpointed and exc.epochs_saved
+             else f"rerun `{resume}` to start again")
+    return f"{exc}; {again}"
 
 
 @click.group("teacher")
@@ -103,12 +111,11 @@ def teacher_train_cmd(dataset: str, net: str, profile_name: str, device: str,
                 videos_per_class=videos_per_class, profile=profile,
                 resume_store=None if no_resume else teacher_resume_store(),
                 on_step=on_step, stop=stop)
-    except FitInterrupted as exc:
-        again = (f"resume with `{resume}`" if exc.checkpointed and exc.epochs_saved
-                 else f"rerun `{resume}` to start again")
-        fail(f"{exc}; {again}", exc.exit_code)
-    except KeyboardInterrupt:
-        fail(f"interrupted; finished epochs are kept: resume with `{resume}`", 130)
+    except FitInterrupted as exc:      # only our SIGINT handler asks a fit to stop
+        raise Interrupted(interrupted_fit_hint(exc, resume)) from None
+    except KeyboardInterrupt:          # a second Ctrl-C, or one outside the fit
+        raise Interrupted(f"interrupted; finished epochs are kept: resume with `{resume}`") \
+            from None
     saved = sidecar.sha256 is not None
     out.print(f"teacher {net} on {dataset}: validation top-1 {sidecar.val_top1:.1f}% "
               f"({sidecar.epochs_run} epochs of recipe {recipe.name}, profile {profile_name}, "

@@ -9,6 +9,7 @@ Nothing here prints; pass a :class:`~vdcbench.evaluation.progress.Progress` to w
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -26,7 +27,9 @@ from vdcbench.evaluation.records import EvalRecord
 from vdcbench.evaluation.report import EvaluatedArchive, EvaluationReport, NetResult
 from vdcbench.evaluation.scoring import EvalSettings, Evaluation, parse_nets, seed_lock
 from vdcbench.methods import CondensationTask, get_method
-from vdcbench.protocol import LATEST_VERSION, Protocol, load_protocol
+from vdcbench.protocol import (LATEST_VERSION, PROTOCOL_PROFILE, Dataset, Protocol,
+                               TeacherProfile, load_protocol, teacher_profile)
+from vdcbench.train.interrupt import StopRequest
 
 ArchiveLike = str | os.PathLike | LoadedArchive
 
@@ -35,7 +38,7 @@ ArchiveLike = str | os.PathLike | LoadedArchive
 def evaluate_archive(archive: ArchiveLike, *, nets: str | Sequence[str] = "minic3d",
                      seeds: Iterable[int] = (0, 1, 2), variant: str = "official",
                      device: str = "cpu", results_dir: str | os.PathLike | None = None,
-                     epochs: int | None = None,
+                     epochs: int | None = None, teacher_profile: str | None = None,
                      progress: Progress | None = None) -> EvaluationReport:
     """Score an archive under its protocol: per net, one trained student and one record per seed.
 
@@ -49,6 +52,9 @@ def evaluate_archive(archive: ArchiveLike, *, nets: str | Sequence[str] = "minic
         results_dir: where per-seed records are written and looked up (default: the cache's
             ``results`` folder). A record already there under the same key is reused, not rerun.
         epochs: a shortened schedule for smoke tests; such records are marked not official.
+        teacher_profile: the teacher profile of the multi-sl teacher: ``None`` takes the
+            archive's (the profile its method condensed with, else the protocol teacher),
+            ``"protocol"`` or a declared profile's name (``protocol/teacher-profiles.toml``).
         progress: receives the evaluation's events; ``None`` for none.
 
     Returns:
@@ -66,8 +72,10 @@ def evaluate_archive(archive: ArchiveLike, *, nets: str | Sequence[str] = "minic
     folder = Path(results_dir) if results_dir is not None else paths.results_dir()
     # Every net is set up (its teacher loaded, for multi-sl) before any trains: a missing teacher
     # fails now, not after hours spent on the nets before it.
-    evaluations = [Evaluation(protocol, loaded, EvalSettings(seeds=seeds, net=name, variant=variant,
-                                                             device=device, epochs=epochs), folder)
+    evaluations = [Evaluation(protocol, loaded,
+                              EvalSettings(seeds=seeds, net=name, variant=variant, device=device,
+                                           epochs=epochs, teacher_profile=teacher_profile),
+                              folder)
                    for name in names]
     progress = progress or SILENT
     progress.evaluation_started(names, seeds)
@@ -83,11 +91,13 @@ def evaluate_archive(archive: ArchiveLike, *, nets: str | Sequence[str] = "minic
 
 def evaluate_cell(archive: ArchiveLike, net: str, seed: int, *, variant: str = "official",
                   device: str = "cpu", results_dir: str | os.PathLike | None = None,
-                  epochs: int | None = None, progress: Progress | None = None) -> EvalRecord:
+                  epochs: int | None = None, teacher_profile: str | None = None,
+                  progress: Progress | None = None) -> EvalRecord:
     """Score one (archive, net, seed) cell, or return its stored record: the unit of a sweep.
 
     Args:
-        archive, variant, device, results_dir, epochs, progress: as for :func:`evaluate_archive`.
+        archive, variant, device, results_dir, epochs, teacher_profile, progress: as for
+            :func:`evaluate_archive`.
         net: one protocol net name.
         seed: one non-negative evaluation seed.
 
@@ -104,7 +114,7 @@ def evaluate_cell(archive: ArchiveLike, net: str, seed: int, *, variant: str = "
     folder = Path(results_dir) if results_dir is not None else paths.results_dir()
     evaluation = Evaluation(loaded.protocol, loaded,
                             EvalSettings(seeds=(seed,), net=name, variant=variant, device=device,
-                                         epochs=epochs), folder)
+                                         epochs=epochs, teacher_profile=teacher_profile), folder)
     record, _ = _score_seed(evaluation, seed, progress or SILENT)
     return record
 
@@ -171,7 +181,9 @@ def run_baseline(method: str, *, dataset: str, ipc: int, frames: int | None = No
                  label_strategy: str = "hard", settings: Mapping[str, object] | None = None,
                  seed: int = 0, output: str | os.PathLike | None = None, overwrite: bool = False,
                  device: str = "cpu", train_teacher: bool = False,
-                 progress: Progress | None = None) -> CondensedArchive:
+                 teacher_profile: str | None = None, train_experts: bool = False,
+                 progress: Progress | None = None,
+                 stop: StopRequest | None = None) -> CondensedArchive:
     """Condense ``dataset`` with the registered method ``method`` and write a submission archive.
 
     Args:
@@ -185,18 +197,29 @@ def run_baseline(method: str, *, dataset: str, ipc: int, frames: int | None = No
         output: the archive to write (default: ``METHOD-DATASET-TRACK-LABELS-sSEED.tar`` in the
             working directory); ``overwrite`` replaces an existing file.
         device: a torch device string.
-        train_teacher: first train and save the data set's MiniC3D protocol teacher if none is
-            found.
-        progress: receives the teacher's and the condensation's events; ``None`` for none.
+        train_teacher: first train and save the data set's MiniC3D teacher (of
+            ``teacher_profile``) if none is found.
+        teacher_profile: whose teacher the method and the soft labels use: ``None`` or
+            ``"protocol"`` for the protocol teacher, or a declared profile's name (``"cpu"``).
+            It becomes the method's ``teacher_profile`` setting where it has one (a different
+            ``settings["teacher_profile"]`` is refused); without it, that setting names the
+            profile.
+        train_experts: first train the expert trajectories the method reads (MTT, DATM) where
+            some are missing; methods that read none train nothing.
+        progress: receives the teacher's, the experts' and the condensation's events; ``None``
+            for none.
+        stop: a teacher trained here stops after its step in progress once ``stop`` is
+            requested (``FitInterrupted``, its finished epochs kept for the same call to resume).
 
     Returns:
         A :class:`CondensedArchive`: path, sha256, size, wall time and the condensed set.
 
     Raises:
-        VdcError: an unknown data set, track, label strategy, method or setting, an unprepared
-            data set, an existing output without ``overwrite``, or a class with too few videos
-            for a selection — all before any condensation; a missing protocol teacher the method
-            needs (without ``train_teacher``); a set that breaks the track's budget.
+        VdcError: an unknown data set, track, label strategy, method, setting or teacher
+            profile, an unprepared data set, an existing output without ``overwrite`` or an
+            output folder that does not exist, or a class with too few videos for a selection —
+            all before any condensation; a missing teacher the method needs (without
+            ``train_teacher``); a set that breaks the track's budget.
     """
     progress = progress or SILENT
     protocol = load_protocol(LATEST_VERSION)
@@ -207,19 +230,22 @@ def run_baseline(method: str, *, dataset: str, ipc: int, frames: int | None = No
         open_store_for(track.dataset)   # an unprepared data set fails before any work
     protocol.label_strategy(label_strategy)
     cls = get_method(method)
-    instance = cls(cls.config_from_strings(
-        {key: value if isinstance(value, str) else str(value)
-         for key, value in (settings or {}).items()}))
+    strings = {key: value if isinstance(value, str) else str(value)
+               for key, value in (settings or {}).items()}
+    profile = resolve_teacher_profile(protocol, cls, strings, teacher_profile)
+    instance = cls(cls.config_from_strings(strings))
     output = Path(output) if output is not None else Path(
         f"{method}-{dataset}-{track.id}-{label_strategy}-s{seed}.tar")
-    if output.exists() and not overwrite:
-        raise VdcError(f"{output} exists; pass --overwrite to replace it")
+    _check_output(output, overwrite)
     if train_teacher:
-        _ensure_teacher(protocol, track.dataset, "minic3d", device, progress)
+        ensure_teacher(protocol, track.dataset, "minic3d", device=device, profile=profile,
+                       progress=progress, stop=stop)
+    if train_experts:
+        _ensure_experts(instance, protocol, track.dataset, device, progress)
     artifacts = ArtifactStore(paths.method_artifacts_dir(method, dataset, seed))
     started = time.perf_counter()
     task = CondensationTask(protocol, track, label_strategy, seed, artifacts, device,
-                            progress=progress.condensation_step)
+                            progress=progress.condensation_step, teacher_profile=profile)
     if cls.kind == "selection":
         # A selection cannot keep more real videos than a class has: say so before any work.
         task.require_videos_per_class(track.ipc, f"{method} at IPC {track.ipc}")
@@ -230,16 +256,71 @@ def run_baseline(method: str, *, dataset: str, ipc: int, frames: int | None = No
                             wall_seconds=time.perf_counter() - started, condensed=condensed)
 
 
-def _ensure_teacher(protocol: Protocol, dataset, net: str, device: str,
-                    progress: Progress) -> None:
-    """Train and save the protocol teacher of ``net`` unless one is already found."""
-    from vdcbench.train.teacher import find_teacher, teacher_resume_store, train_teacher
-    if find_teacher(protocol, dataset.name, net) is not None:
-        return
-    recipe = protocol.teacher_recipe(dataset, net)
+def resolve_teacher_profile(protocol: Protocol, cls: type, settings: dict[str, str],
+                     name: str | None) -> TeacherProfile | None:
+    """The run's teacher profile (None: the protocol's), written into ``settings`` as the method's
+    ``teacher_profile`` where its config has one, so the manifest records what was used."""
+    from vdcbench.methods.features import resolve_profile
+    has_setting = dataclasses.is_dataclass(cls.Config) and "teacher_profile" in {
+        f.name for f in dataclasses.fields(cls.Config)}
+    given = settings.get("teacher_profile") if has_setting else None
+    if name is None:
+        return resolve_profile(protocol, given) if given is not None else None
+    profile = teacher_profile(name, protocol)
+    if given is not None and resolve_profile(protocol, given) != profile:
+        raise VdcError(f"teacher profile {name!r} and the {cls.name} setting "
+                       f"teacher_profile={given} disagree: give one of them")
+    if has_setting:
+        settings["teacher_profile"] = PROTOCOL_PROFILE if profile is None else profile.name
+    return profile
+
+
+def _check_output(output: Path, overwrite: bool) -> None:
+    """Refuse an output the archive could not be written to before condensing (minutes to
+    hours), as the CLI does; the archive writer checks again when it writes."""
+    if output.is_dir():
+        raise VdcError(f"cannot write {output}: it is a directory; give an archive file name")
+    if output.exists() and not overwrite:
+        raise VdcError(f"{output} exists; pass --overwrite to replace it")
+    folder = output.absolute().parent
+    if not folder.is_dir():
+        raise VdcError(f"cannot write {output}: directory {folder} does not exist")
+
+
+def ensure_teacher(protocol: Protocol, dataset: Dataset, net: str = "minic3d", *,
+                   device: str = "cpu", profile: TeacherProfile | None = None,
+                   progress: Progress | None = None,
+                   stop: StopRequest | None = None) -> bool:
+    """Train and save the teacher of ``net`` under ``profile`` (None: the protocol's) unless one
+    is already saved; whether one was trained. Resumable: an interrupted training (``stop``
+    requested: ``FitInterrupted``) keeps its finished epochs, and the next call goes on from
+    them."""
+    from vdcbench.train.teacher import (find_teacher, teacher_recipe_for, teacher_resume_store,
+                                        train_teacher)
+    if find_teacher(protocol, dataset.name, net, profile) is not None:
+        return False
+    progress = progress or SILENT
+    recipe = teacher_recipe_for(protocol, dataset, net, profile)
     progress.teacher_started(net, dataset.name, recipe.epochs)
     sidecar, _ = train_teacher(
-        protocol, dataset, net, recipe=recipe, device=device, resume_store=teacher_resume_store(),
+        protocol, dataset, net, device=device, profile=profile,
+        resume_store=teacher_resume_store(), stop=stop,
         progress=lambda epoch, epochs, loss: progress.teacher_epoch(net, dataset.name, epoch,
-                                                                    epochs, loss))
+                                                                    epochs, loss),
+        on_step=lambda epoch, epochs, step, steps, loss: progress.teacher_step(
+            net, dataset.name, epoch, epochs, step, steps, loss))
     progress.teacher_finished(net, dataset.name, sidecar.val_top1)
+    return True
+
+
+def _ensure_experts(method, protocol: Protocol, dataset: Dataset, device: str,
+                    progress: Progress) -> None:
+    """Train the expert trajectories ``method`` reads where some are missing (MTT, DATM)."""
+    from vdcbench.methods.mtt import MTT, prepare_experts
+    if not isinstance(method, MTT):      # the methods that read experts (DATM is one)
+        return
+    progress.experts_started(method.name, dataset.name)
+    trained = prepare_experts(method, protocol, dataset, device=device,
+                              progress=lambda n, count, done, epochs, loss: progress.expert_epoch(
+                                  n, count, done, epochs, loss))
+    progress.experts_finished(method.name, dataset.name, tuple(trained))

@@ -16,12 +16,29 @@ if TYPE_CHECKING:
 class Progress:
     """Events of ``run_baseline`` and ``evaluate_archive``, in the order they happen."""
 
-    # --- a protocol teacher trained because ``run_baseline(train_teacher=True)`` found none
+    # --- a teacher (the protocol's or a declared profile's) trained because
+    # ``run_baseline(train_teacher=True)`` found none
     def teacher_started(self, net: str, dataset: str, epochs: int) -> None:
         """Training of ``net``'s teacher on ``dataset`` begins (``epochs`` in all)."""
 
+    def teacher_step(self, net: str, dataset: str, epoch: int, epochs: int, step: int,
+                     steps: int, loss: float) -> None:
+        """Step ``step`` (1-based) of ``steps`` in epoch ``epoch`` (0-based) of ``epochs`` ended
+        with ``loss``: progress within an epoch, which takes minutes on real data on a CPU."""
+
     def teacher_epoch(self, net: str, dataset: str, epoch: int, epochs: int, loss: float) -> None:
         """Epoch ``epoch`` (1-based) of ``epochs`` finished with mean training ``loss``."""
+
+    # --- expert trajectories trained because ``run_baseline(train_experts=True)`` found too few
+    def experts_started(self, method: str, dataset: str) -> None:
+        """Training of the expert trajectories ``method`` reads on ``dataset`` begins."""
+
+    def expert_epoch(self, expert: int, experts: int, epoch: int, epochs: int,
+                     loss: float) -> None:
+        """Expert ``expert`` (0-based) of ``experts`` finished epoch ``epoch`` (1-based)."""
+
+    def experts_finished(self, method: str, dataset: str, trained: tuple[int, ...]) -> None:
+        """The experts are there; ``trained`` names those trained now (none: all were saved)."""
 
     def teacher_finished(self, net: str, dataset: str, val_top1: float) -> None:
         """The teacher is trained and saved; ``val_top1`` is its validation top-1 %."""
