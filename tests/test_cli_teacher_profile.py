@@ -316,3 +316,29 @@ def test_random_soft_labels_use_and_record_the_task_profile(monkeypatch, cpu_pro
     config = dataclasses.replace(herding.Config(), teacher_profile="protocol")
     made = task.finish(herding(config), videos, torch.arange(10))
     assert used[-1] == "protocol" and made.method.config["teacher_profile"] == "protocol"
+
+
+# ---------------------------------------------------------------------------------- results
+def test_results_table_of_a_profile_says_so_and_holds_that_profile_alone(tmp_path):
+    from vdcbench.evaluation.records import join_profile, load_records
+    records_dir = Path(__file__).resolve().parents[1] / "submissions" / "records"
+    records = [r for r in load_records(records_dir) if r.key.net == "minic3d"]
+    cpu = teacher_profile("cpu")
+    for record in records:
+        record.to_disk(tmp_path)
+        if record.method.name == "rded":
+            dataclasses.replace(record, key=dataclasses.replace(
+                record.key, teacher_profile=join_profile(cpu.name, cpu.sha256))).to_disk(tmp_path)
+    mixed = _run("results", tmp_path, "--table", "methods")
+    assert mixed.exit_code == 2 and "pick one with --teacher-profile" in mixed.output
+    table = _run("results", tmp_path, "--table", "methods", "--teacher-profile", "cpu")
+    assert table.exit_code == 0, table.output
+    assert "teacher profile cpu" in table.output and "rded" in table.output
+    assert "herding" not in table.output
+    markdown = _run("results", tmp_path, "--table", "methods", "--teacher-profile", "cpu",
+                    "--markdown")
+    assert markdown.output.startswith("teacher profile cpu\n")
+    protocol_table = _run("results", tmp_path, "--table", "methods", "--teacher-profile",
+                          "protocol")
+    assert protocol_table.exit_code == 0, protocol_table.output
+    assert "teacher profile" not in protocol_table.output and "herding" in protocol_table.output
