@@ -292,30 +292,38 @@ def test_the_task_loads_a_profile_teacher_through_its_public_api(monkeypatch, cp
 
 
 def test_random_soft_labels_use_and_record_the_task_profile(monkeypatch, cpu_profile):
+    import types
+
     import torch
 
+    import vdcbench.methods.base as base
     from vdcbench.core.artifacts import ArtifactStore
     from vdcbench.methods import get_method
     from vdcbench.methods.base import CondensationTask
-    used = []
+    loaded = []
 
-    def logits(self, videos, net="minic3d", batch_size=50, profile=None):
-        used.append(profile)
-        return torch.zeros(videos.shape[0], 10)
-    monkeypatch.setattr(CondensationTask, "teacher_logits", logits)
+    def load_teacher(protocol, dataset, net, device, profile):
+        loaded.append(profile)
+        return types.SimpleNamespace(net=lambda x: torch.zeros(x.shape[0], 10))
+    monkeypatch.setattr(base, "load_teacher", load_teacher)
     protocol = load_protocol(LATEST_VERSION)
     track = protocol.track("synthetic", "ipc1-t8")
-    task = CondensationTask(protocol, track, "soft", 0, ArtifactStore(Path("/nonexistent")),
-                            teacher_profile=cpu_profile)
     videos = torch.zeros(10, 3, 8, 4, 4, dtype=torch.uint8)
-    made = task.finish(get_method("random")(), videos, torch.arange(10))
-    assert used == [cpu_profile]
+
+    def task(labels):
+        return CondensationTask(protocol, track, labels, 0, ArtifactStore(Path("/nonexistent")),
+                                teacher_profile=cpu_profile)
+    made = task("soft").finish(get_method("random")(), videos, torch.arange(10))
+    assert loaded == [cpu_profile] and made.soft_labels.shape == (10, 10)
     assert made.method.config == {"teacher_profile": f"cpu@{cpu_profile.sha256}"}
+    # Hard labels use no teacher: nothing is loaded and nothing claimed.
+    made = task("hard").finish(get_method("random")(), videos, torch.arange(10))
+    assert loaded == [cpu_profile] and made.method.config == {}
     # A method whose config names the profile is taken at its word, over the task's.
     herding = get_method("herding")
     config = dataclasses.replace(herding.Config(), teacher_profile="protocol")
-    made = task.finish(herding(config), videos, torch.arange(10))
-    assert used[-1] == "protocol" and made.method.config["teacher_profile"] == "protocol"
+    made = task("soft").finish(herding(config), videos, torch.arange(10))
+    assert loaded[-1] is None and made.method.config["teacher_profile"] == "protocol"
 
 
 # ---------------------------------------------------------------------------------- results

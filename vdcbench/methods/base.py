@@ -126,8 +126,13 @@ class CondensationTask:
         soft = None
         if strategy.labels is LabelSource.ARCHIVE_LOGITS:
             soft = self.teacher_logits(videos, profile=profile or PROTOCOL_PROFILE)
-            if profile is not None and "teacher_profile" not in config:
-                config["teacher_profile"] = f"{profile.name}@{profile.sha256}"
+        # A method without the setting that used a profile's teacher (for soft labels, or as
+        # EDC asks ``task.teacher``) records it, so its results are never taken for the protocol
+        # teacher's.
+        used = {key[1] for key in self._teachers if isinstance(key, tuple)}
+        if (profile is not None and "teacher_profile" not in config
+                and profile.label in used):
+            config["teacher_profile"] = f"{profile.name}@{profile.sha256}"
         info = MethodInfo(name=method.name, kind=method.kind, config=config, seed=self.seed,
                           wall_seconds=wall_seconds, device=self.device)
         return CondensedSet(videos=videos.contiguous(), labels=labels.to(torch.int64),
