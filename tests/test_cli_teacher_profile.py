@@ -142,7 +142,7 @@ def test_run_baseline_train_teacher_prints_the_estimate_and_offers_the_cpu_profi
     assert ensured[-1].name == "cpu" and made[-1]["teacher_profile"] == "cpu"
 
 
-def test_run_baseline_interrupted_teacher_says_how_to_resume(monkeypatch):
+def test_run_baseline_interrupted_teacher_says_how_to_resume(monkeypatch, tmp_path):
     import vdcbench.cli.baseline as baseline
     import vdcbench.evaluation.api as api
     import vdcbench.train.teacher as teacher
@@ -153,10 +153,10 @@ def test_run_baseline_interrupted_teacher_says_how_to_resume(monkeypatch):
     monkeypatch.setattr(api, "run_baseline", lambda *a, **k: pytest.fail("condensed anyway"))
     with pytest.raises(KeyboardInterrupt) as caught:
         _run("run-baseline", "herding", "--dataset", "synthetic", "--ipc", "1",
-             "--teacher-profile", "cpu", "--train-teacher")
+             "--teacher-profile", "cpu", "--train-teacher", "-o", tmp_path / "h.tar")
     assert "2 finished epochs are saved; resume with `vdcbench run-baseline herding --dataset " \
            "synthetic --ipc 1 --label-strategy hard --seed 0 --teacher-profile cpu " \
-           "--train-teacher`" in str(caught.value)
+           f"-o {tmp_path / 'h.tar'} --train-teacher`" in str(caught.value)
 
 
 # ------------------------------------------------------------------ user errors, one line each

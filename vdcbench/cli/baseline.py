@@ -130,7 +130,12 @@ def run_baseline_cmd(name: str, dataset: str, ipc: int, frames: int | None, labe
                 + ["--label-strategy", label_strategy, "--seed", str(seed)]
                 + [arg for item in settings for arg in ("--set", item)]
                 + (["--teacher-profile", teacher_profile_name] if teacher_profile_name else [])
-                + (["--device", device] if device != "cpu" else []) + ["--train-teacher"])
+                + (["-o", str(output)] if output is not None else [])
+                + (["--overwrite"] if overwrite else [])
+                + (["--device", device] if device != "cpu" else []) + ["--train-teacher"]
+                + (["--train-experts"] if train_experts else [])
+                + (["--evaluate", "--seeds", seeds, "--net", net] if then_evaluate else [])
+                + (["--results-dir", str(results_dir)] if results_dir is not None else []))
             prepare_teacher(protocol, dataset, profile, teacher_profile_name, device, progress,
                             resume)
         made = run_baseline(name, dataset=dataset, ipc=ipc, frames=frames,
