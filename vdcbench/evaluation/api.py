@@ -28,7 +28,9 @@ from vdcbench.evaluation.report import EvaluatedArchive, EvaluationReport, NetRe
 from vdcbench.evaluation.scoring import EvalSettings, Evaluation, parse_nets, seed_lock
 from vdcbench.methods import CondensationTask, get_method
 from vdcbench.protocol import (LATEST_VERSION, PROTOCOL_PROFILE, Dataset, Protocol,
-                               TeacherProfile, load_protocol, teacher_profile)
+                               TeacherProfile, load_protocol)
+# Imported under another name: ``teacher_profile`` is the API's parameter (a profile's name).
+from vdcbench.protocol import teacher_profile as declared_profile
 from vdcbench.train.interrupt import StopRequest
 
 ArchiveLike = str | os.PathLike | LoadedArchive
@@ -266,7 +268,7 @@ def resolve_teacher_profile(protocol: Protocol, cls: type, settings: dict[str, s
     given = settings.get("teacher_profile") if has_setting else None
     if name is None:
         return resolve_profile(protocol, given) if given is not None else None
-    profile = teacher_profile(name, protocol)
+    profile = declared_profile(name, protocol)
     if given is not None and resolve_profile(protocol, given) != profile:
         raise VdcError(f"teacher profile {name!r} and the {cls.name} setting "
                        f"teacher_profile={given} disagree: give one of them")
