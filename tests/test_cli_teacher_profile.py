@@ -182,7 +182,7 @@ def test_a_profile_and_a_disagreeing_method_setting_are_refused(monkeypatch):
 
 
 def test_resolve_teacher_profile_sets_the_method_setting(cpu_profile):
-    from vdcbench.evaluation.api import resolve_teacher_profile
+    from vdcbench.evaluation.run_profile import resolve_teacher_profile
     from vdcbench.methods import get_method
     protocol = load_protocol(LATEST_VERSION)
     settings = {}

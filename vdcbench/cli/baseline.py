@@ -112,7 +112,7 @@ def run_baseline_cmd(name: str, dataset: str, ipc: int, frames: int | None, labe
     from vdcbench.methods import get_method
     cls = get_method(name)
     cls.config_from_strings(overrides)
-    from vdcbench.evaluation.api import resolve_teacher_profile
+    from vdcbench.evaluation.run_profile import resolve_teacher_profile
     resolve_teacher_profile(protocol, cls, dict(overrides), teacher_profile_name)
     if then_evaluate:
         from vdcbench.evaluation.net_choice import parse_nets

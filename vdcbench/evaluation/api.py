@@ -9,7 +9,6 @@ Nothing here prints; pass a :class:`~vdcbench.evaluation.progress.Progress` to w
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -25,12 +24,10 @@ from vdcbench.data.datasets import resolve_dataset
 from vdcbench.evaluation.progress import SILENT, Progress
 from vdcbench.evaluation.records import EvalRecord
 from vdcbench.evaluation.report import EvaluatedArchive, EvaluationReport, NetResult
+from vdcbench.evaluation.run_profile import resolve_teacher_profile
 from vdcbench.evaluation.scoring import EvalSettings, Evaluation, parse_nets, seed_lock
 from vdcbench.methods import CondensationTask, get_method
-from vdcbench.protocol import (LATEST_VERSION, PROTOCOL_PROFILE, Dataset, Protocol,
-                               TeacherProfile, load_protocol)
-# Imported under another name: ``teacher_profile`` is the API's parameter (a profile's name).
-from vdcbench.protocol import teacher_profile as declared_profile
+from vdcbench.protocol import LATEST_VERSION, Dataset, Protocol, TeacherProfile, load_protocol
 from vdcbench.train.interrupt import StopRequest
 
 ArchiveLike = str | os.PathLike | LoadedArchive
@@ -256,25 +253,6 @@ def run_baseline(method: str, *, dataset: str, ipc: int, frames: int | None = No
     sha = write_archive(condensed, output, protocol=protocol, overwrite=overwrite)
     return CondensedArchive(path=output, sha256=sha, bytes=output.stat().st_size,
                             wall_seconds=time.perf_counter() - started, condensed=condensed)
-
-
-def resolve_teacher_profile(protocol: Protocol, cls: type, settings: dict[str, str],
-                     name: str | None) -> TeacherProfile | None:
-    """The run's teacher profile (None: the protocol's), written into ``settings`` as the method's
-    ``teacher_profile`` where its config has one, so the manifest records what was used."""
-    from vdcbench.methods.features import resolve_profile
-    has_setting = dataclasses.is_dataclass(cls.Config) and "teacher_profile" in {
-        f.name for f in dataclasses.fields(cls.Config)}
-    given = settings.get("teacher_profile") if has_setting else None
-    if name is None:
-        return resolve_profile(protocol, given) if given is not None else None
-    profile = declared_profile(name, protocol)
-    if given is not None and resolve_profile(protocol, given) != profile:
-        raise VdcError(f"teacher profile {name!r} and the {cls.name} setting "
-                       f"teacher_profile={given} disagree: give one of them")
-    if has_setting:
-        settings["teacher_profile"] = PROTOCOL_PROFILE if profile is None else profile.name
-    return profile
 
 
 def _check_output(output: Path, overwrite: bool) -> None:
