@@ -141,6 +141,12 @@ def test_run_baseline_train_teacher_prints_the_estimate_and_offers_the_cpu_profi
     assert "profile cpu (recipe" in line and "--teacher-profile cpu trains" not in line
     assert ensured[-1].name == "cpu" and made[-1]["teacher_profile"] == "cpu"
 
+    setting = _run(*args, "--set", "teacher_profile=cpu")      # the method's setting names it
+    assert setting.exit_code == 0, setting.output
+    line = next(x for x in setting.output.splitlines() if x.startswith("teacher minic3d"))
+    assert "profile cpu (recipe" in line and "--teacher-profile cpu trains" not in line
+    assert ensured[-1].name == "cpu"
+
 
 def test_run_baseline_interrupted_teacher_says_how_to_resume(monkeypatch, tmp_path):
     import vdcbench.cli.baseline as baseline

@@ -104,7 +104,7 @@ def run_baseline_cmd(name: str, dataset: str, ipc: int, frames: int | None, labe
     if output is not None:
         check_output(output, overwrite)
     protocol.label_strategy(label_strategy)
-    profile = teacher_profile(teacher_profile_name, protocol)
+    teacher_profile(teacher_profile_name, protocol)     # an unknown one fails before torch
     from vdcbench.methods.catalog import require_registered
     require_registered(name)
     # What needs the method's class (torch) is checked before generating data, which takes
@@ -113,7 +113,9 @@ def run_baseline_cmd(name: str, dataset: str, ipc: int, frames: int | None, labe
     cls = get_method(name)
     cls.config_from_strings(overrides)
     from vdcbench.evaluation.run_profile import resolve_teacher_profile
-    resolve_teacher_profile(protocol, cls, dict(overrides), teacher_profile_name)
+    # With --set teacher_profile=... alone, that setting names the teacher to train.
+    profile = resolve_teacher_profile(protocol, cls, dict(overrides), teacher_profile_name)
+    profile_chosen = teacher_profile_name is not None or "teacher_profile" in overrides
     if then_evaluate:
         from vdcbench.evaluation.net_choice import parse_nets
         parse_nets(protocol, net)  # an unknown net fails before condensing
@@ -136,8 +138,7 @@ def run_baseline_cmd(name: str, dataset: str, ipc: int, frames: int | None, labe
                 + (["--train-experts"] if train_experts else [])
                 + (["--evaluate", "--seeds", seeds, "--net", net] if then_evaluate else [])
                 + (["--results-dir", str(results_dir)] if results_dir is not None else []))
-            prepare_teacher(protocol, dataset, profile, teacher_profile_name, device, progress,
-                            resume)
+            prepare_teacher(protocol, dataset, profile, profile_chosen, device, progress, resume)
         made = run_baseline(name, dataset=dataset, ipc=ipc, frames=frames,
                             label_strategy=label_strategy, settings=overrides, seed=seed,
                             output=output, overwrite=overwrite, device=device,
@@ -158,7 +159,7 @@ def run_baseline_cmd(name: str, dataset: str, ipc: int, frames: int | None, labe
 OFFER_CPU_PROFILE_SECONDS = 3600.0
 
 
-def prepare_teacher(protocol, dataset: str, profile, profile_name: str | None, device: str,
+def prepare_teacher(protocol, dataset: str, profile, profile_chosen: bool, device: str,
                     progress: RichProgress, resume: str) -> None:
     """Train the MiniC3D teacher of ``profile`` unless it is saved, after one line saying what
     that takes here (and, when the protocol recipe would take over an hour and no profile was
@@ -178,7 +179,7 @@ def prepare_teacher(protocol, dataset: str, profile, profile_name: str | None, d
     line = (f"teacher minic3d on {dataset}: "
             f"{cost_line(cost, profile.name if profile is not None else PROTOCOL_PROFILE)}")
     cpu = load_teacher_profiles().get("cpu")
-    if (profile_name is None and cost.seconds > OFFER_CPU_PROFILE_SECONDS and cpu is not None
+    if (not profile_chosen and cost.seconds > OFFER_CPU_PROFILE_SECONDS and cpu is not None
             and protocol.version in cpu.protocol_versions):
         cheaper = teacher_cost(protocol, ds, "minic3d", cpu,
                                seconds_per_clip=cost.seconds_per_clip)
