@@ -105,7 +105,8 @@ def initial_selection(task: CondensationTask, method: Method) -> tuple[torch.Ten
 
     Run under hard labels so no soft labels are computed for clips that are only a start."""
     selection = CondensationTask(task.protocol, task.track, "hard", task.seed, task.artifacts,
-                                 task.device, progress=task.progress)
+                                 task.device, progress=task.progress,
+                                 teacher_profile=task.teacher_profile)
     picked = method.condense(selection)
     videos = picked.videos
     clips = videos.float().div_(255.0) if videos.dtype == torch.uint8 else videos.float()
@@ -183,10 +184,15 @@ def identity_config(config: Any) -> dict[str, Any]:
 def run_identity(task: CondensationTask, method: Method,
                  extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Everything a distillation's numbers depend on, except the thread count and device."""
-    return {"method": method.name, "config": identity_config(method.config),
-            "protocol": task.protocol.sha256, "dataset": task.dataset.name,
-            "dataset_sha256": dataset_sha256(task.dataset), "track": task.track.id,
-            "seed": task.seed, **(extra or {})}
+    identity = {"method": method.name, "config": identity_config(method.config),
+                "protocol": task.protocol.sha256, "dataset": task.dataset.name,
+                "dataset_sha256": dataset_sha256(task.dataset), "track": task.track.id,
+                "seed": task.seed, **(extra or {})}
+    # A non-protocol teacher (EDC's statistics, RDED's initial selection) changes the clips; the
+    # protocol teacher adds nothing, so caches made before profiles existed keep their keys.
+    if task.teacher_profile is not None:
+        identity["teacher_profile"] = f"{task.teacher_profile.name}@{task.teacher_profile.sha256}"
+    return identity
 
 
 def _json_ready(value: Any) -> Any:
