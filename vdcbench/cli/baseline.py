@@ -3,18 +3,18 @@ registered methods and their settings."""
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import click
 from rich.table import Table
-
-import shlex
 
 from vdcbench.cli.evaluate import evaluate_and_render, parse_seeds
 from vdcbench.cli.output import Interrupted, out, progress_bar, user_errors
 from vdcbench.cli.progress import RichProgress
 from vdcbench.cli.teacher import format_duration
 from vdcbench.core.errors import VdcError
+from vdcbench.core.output_path import check_output_path
 
 
 @click.command("methods")
@@ -102,7 +102,7 @@ def run_baseline_cmd(name: str, dataset: str, ipc: int, frames: int | None, labe
     protocol = load_protocol(LATEST_VERSION)
     check_track(protocol, ipc, frames)
     if output is not None:
-        check_output(output, overwrite)
+        check_output_path(output, overwrite)
     protocol.label_strategy(label_strategy)
     teacher_profile(teacher_profile_name, protocol)     # an unknown one fails before torch
     from vdcbench.methods.catalog import require_registered
@@ -212,18 +212,6 @@ def check_track(protocol, ipc: int, frames: int | None) -> None:
     raise VdcError(f"unknown track {wanted!r}: the protocol's tracks are {', '.join(official)} "
                    f"(official) and {', '.join(temporal)} (temporal); --ipc K --frames T "
                    "picks ipcK-tT")
-
-
-def check_output(output: Path, overwrite: bool) -> None:
-    """Refuse an output path that cannot be written before any condensing (minutes to hours);
-    the archive writer checks again when it writes."""
-    if output.is_dir():
-        raise VdcError(f"cannot write {output}: it is a directory; give an archive file name")
-    if output.exists() and not overwrite:
-        raise VdcError(f"{output} exists; pass --overwrite to replace it")
-    folder = output.absolute().parent
-    if not folder.is_dir():
-        raise VdcError(f"cannot write {output}: directory {folder} does not exist")
 
 
 def generate_synthetic(dataset, splits: tuple[str, ...]) -> None:

@@ -20,6 +20,7 @@ from vdcbench.archive.condensed import CondensedSet
 from vdcbench.core import paths
 from vdcbench.core.artifacts import ArtifactStore
 from vdcbench.core.errors import VdcError
+from vdcbench.core.output_path import check_output_path
 from vdcbench.data.datasets import resolve_dataset
 from vdcbench.evaluation.progress import SILENT, Progress
 from vdcbench.evaluation.records import EvalRecord
@@ -235,7 +236,7 @@ def run_baseline(method: str, *, dataset: str, ipc: int, frames: int | None = No
     instance = cls(cls.config_from_strings(strings))
     output = Path(output) if output is not None else Path(
         f"{method}-{dataset}-{track.id}-{label_strategy}-s{seed}.tar")
-    _check_output(output, overwrite)
+    check_output_path(output, overwrite)
     if train_teacher:
         ensure_teacher(protocol, track.dataset, "minic3d", device=device, profile=profile,
                        progress=progress, stop=stop)
@@ -253,18 +254,6 @@ def run_baseline(method: str, *, dataset: str, ipc: int, frames: int | None = No
     sha = write_archive(condensed, output, protocol=protocol, overwrite=overwrite)
     return CondensedArchive(path=output, sha256=sha, bytes=output.stat().st_size,
                             wall_seconds=time.perf_counter() - started, condensed=condensed)
-
-
-def _check_output(output: Path, overwrite: bool) -> None:
-    """Refuse an output the archive could not be written to before condensing (minutes to
-    hours), as the CLI does; the archive writer checks again when it writes."""
-    if output.is_dir():
-        raise VdcError(f"cannot write {output}: it is a directory; give an archive file name")
-    if output.exists() and not overwrite:
-        raise VdcError(f"{output} exists; pass --overwrite to replace it")
-    folder = output.absolute().parent
-    if not folder.is_dir():
-        raise VdcError(f"cannot write {output}: directory {folder} does not exist")
 
 
 def ensure_teacher(protocol: Protocol, dataset: Dataset, net: str = "minic3d", *,
