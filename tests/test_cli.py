@@ -154,6 +154,7 @@ def test_declared_temporal_track_writes_but_does_not_evaluate_yet(tmp_path):
     assert result.exit_code == 2 and "not built" in result.output
 
 
+@pytest.mark.slow   # about a minute; CI runs it in its `pytest -m slow` step
 def test_train_teacher_flag_trains_the_missing_teacher_then_condenses(tmp_path, monkeypatch):
     import dataclasses
     import vdcbench.train.teacher as teacher

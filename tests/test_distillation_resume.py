@@ -55,6 +55,7 @@ def _artifacts(cache: Path) -> Path:
     return cache / "artifacts" / "dm" / "synthetic" / "seed0"
 
 
+@pytest.mark.slow   # about a minute; CI runs it in its `pytest -m slow` step
 def test_a_distillation_killed_after_a_checkpoint_resumes_to_the_unbroken_archive(unbroken,
                                                                                  tmp_path):
     expected, synthetic = unbroken

@@ -92,6 +92,7 @@ TEACHER_SAME = ("val_top1", "val_top5", "train_iterations", "train_gflops", "epo
                 "dataset_sha256", "videos_per_class")
 
 
+@pytest.mark.slow   # about a minute; CI runs it in its `pytest -m slow` step
 def test_teacher_train_killed_resumes_from_its_checkpoint_to_the_same_weights(
         vdcbench_cache, tmp_path, monkeypatch):
     """``teacher train --epochs 3 --videos-per-class 2`` is reported, not saved: its resume is

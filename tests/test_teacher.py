@@ -27,6 +27,7 @@ def test_shipped_teacher_reproduces_its_recorded_accuracy(protocol):
     assert 70.0 <= side.val_top1 <= 95.0   # the target the synthetic data set is built for
 
 
+@pytest.mark.slow   # about a minute; CI runs it in its `pytest -m slow` step
 def test_shortened_teacher_run_is_reported_not_saved(protocol, tmp_path):
     dataset = protocol.dataset("synthetic")
     sidecar, _ = train_teacher(protocol, dataset, "minic3d", epochs=1, output_dir=tmp_path)
