@@ -34,6 +34,7 @@ from vdcbench.core.stats import Spread
 from vdcbench.protocol import PROTOCOL_DIR, parse_track_id
 from vdcbench.evaluation.records import EvalRecord
 from vdcbench.leaderboard.measurement import FIELD_NAMES, Measurement
+from vdcbench.leaderboard.verification import Verification
 
 ENTRY_FORMAT = "vdcbench-entry"
 ENTRY_VERSION = 1
@@ -155,6 +156,9 @@ class Entry:
     external_data: tuple[str, ...]
     external_weights: tuple[str, ...]
     results: tuple[NetResults, ...]     # sorted by net
+    # Who vouches for the results (verification.py). None: an entry written before statuses,
+    # read as self-reported by this repository's runs (``verification.status_of``).
+    verification: Verification | None = None
 
     def __getattr__(self, name: str) -> Any:
         # Entries are read as ``entry.track``, ``entry.dataset``... by the tables, the pages and
@@ -207,6 +211,8 @@ class Entry:
             "external_data": list(self.external_data),
             "external_weights": list(self.external_weights),
             "results": [r.to_dict() for r in self.results],
+            **({} if self.verification is None
+               else {"verification": self.verification.to_dict()}),
         }
 
     @classmethod
@@ -248,6 +254,8 @@ class Entry:
             external_data=tuple(data["external_data"]),
             external_weights=tuple(data["external_weights"]),
             results=tuple(sorted(results, key=lambda r: r.net)),
+            verification=(Verification.from_dict(data["verification"])
+                          if "verification" in data else None),
         )
 
     def to_disk(self, root: Path, *, replace: bool = False) -> Path:
