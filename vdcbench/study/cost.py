@@ -1,0 +1,131 @@
+"""What a study's remaining cells will cost, from what was measured here before.
+
+Evaluation: every result record carries its wall time and schedule, so a cell's rate is the mean
+seconds per epoch of the records of its (data set, track, net, label strategy), times the
+cell's epochs. Where no record of that track exists, one of another track on the same data set,
+net and labels is scaled by the frames trained (IPC × frames) and the estimate says it is
+scaled. Condensation: the wall time an archive of the same method, data set, track and labels
+recorded (its manifest, else its ``.timing.json`` sidecar). Where nothing was measured the
+estimate says "no rate known" rather than guess.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tarfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from vdcbench.archive.timing import read_timing
+from vdcbench.core.errors import VdcError
+from vdcbench.core.stats import mean_or_none
+from vdcbench.evaluation.records import EvalRecord
+from vdcbench.study.cells import StudyCell
+
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class Estimate:
+    seconds: float | None       # None: no rate known
+    basis: str                  # how it was reached, for the plan
+
+    def __add__(self, other: "Estimate") -> "Estimate":
+        if self.seconds is None or other.seconds is None:
+            return Estimate(None, "no rate known")
+        return Estimate(self.seconds + other.seconds, "")
+
+
+def _frames(track: str) -> int:
+    ipc, _, frames = track.partition("-t")
+    return int(ipc[3:]) * int(frames)
+
+
+class EvaluationRates:
+    """Seconds per epoch of evaluation, by (data set, track, net, labels), from records."""
+
+    def __init__(self, records: Iterable[EvalRecord]):
+        samples: dict[tuple[str, str, str, str], list[float]] = {}
+        for r in records:
+            if r.epochs > 0 and r.wall_seconds > 0:
+                samples.setdefault((r.key.dataset, r.key.track, r.key.net, r.key.label_strategy),
+                                   []).append(r.wall_seconds / r.epochs)
+        self._rates = {k: sum(v) / len(v) for k, v in samples.items()}
+
+    def estimate(self, cell: StudyCell, epochs: int) -> Estimate:
+        exact = self._rates.get((cell.dataset, cell.track, cell.net, cell.labels))
+        if exact is not None:
+            return Estimate(exact * epochs, f"{exact:.2f} s/epoch measured")
+        others = {track: rate for (dataset, track, net, labels), rate in self._rates.items()
+                  if (dataset, net, labels) == (cell.dataset, cell.net, cell.labels)}
+        if not others:
+            return Estimate(None, f"no rate known for {cell.net} {cell.labels} on {cell.dataset}")
+        # The nearest budget in frames: the batch, hence each epoch's work, grows with it.
+        track = min(others, key=lambda t: abs(_frames(t) - _frames(cell.track)))
+        rate = others[track] * _frames(cell.track) / _frames(track)
+        return Estimate(rate * epochs, f"scaled from {track}")
+
+
+class CondensationRates:
+    """Condensation wall seconds, by (method, data set, track, labels), from archives."""
+
+    def __init__(self, archives: Iterable[Path]):
+        samples: dict[tuple[str, str, str, str], list[float]] = {}
+        for path in archives:
+            found = _timed(path)
+            if found is not None:
+                key, seconds = found
+                samples.setdefault(key, []).append(seconds)
+        self._seconds = {k: mean_or_none(v) for k, v in samples.items()}
+
+    @classmethod
+    def of_folders(cls, folders: Sequence[Path]) -> "CondensationRates":
+        return cls(p for folder in folders if Path(folder).is_dir()
+                   for p in sorted(Path(folder).glob("*.tar")))
+
+    def estimate(self, cell: StudyCell) -> Estimate:
+        exact = self._seconds.get((cell.method, cell.dataset, cell.track, cell.labels))
+        if exact is not None:
+            return Estimate(exact, "measured")
+        # Labels add a teacher pass over few clips; the selection or distillation dominates.
+        same = [s for (m, d, t, _), s in self._seconds.items()
+                if (m, d, t) == (cell.method, cell.dataset, cell.track)]
+        if same:
+            return Estimate(sum(same) / len(same), "other labels")
+        return Estimate(None, f"no rate known for {cell.method} {cell.track} on {cell.dataset}")
+
+
+def _timed(path: Path) -> tuple[tuple[str, str, str, str], float] | None:
+    """(method, data set, track, labels) and wall seconds of an archive that recorded them;
+    None for one that did not, or that cannot be read (a plan is not the place to refuse it)."""
+    try:
+        with tarfile.open(path) as tar:
+            member = tar.extractfile(MANIFEST)
+            manifest = json.loads(member.read()) if member is not None else None
+    except (OSError, tarfile.TarError, KeyError, ValueError):
+        return None
+    if not isinstance(manifest, dict):
+        return None
+    try:
+        method = manifest["method"]
+        key = (method["name"], manifest["dataset"], manifest["track"], manifest["label_strategy"])
+        seconds = method.get("wall_seconds")
+        if seconds is None:
+            sha = hashlib.sha256(path.read_bytes()).hexdigest()
+            timing = read_timing(path, sha)
+            seconds = None if timing is None else timing.wall_seconds
+    except (KeyError, TypeError, AttributeError, OSError, ValueError, VdcError):
+        return None                  # a malformed manifest or sidecar: not a plan's business
+    return None if seconds is None else (key, float(seconds))
+
+
+def format_seconds(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

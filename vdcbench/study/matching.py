@@ -1,0 +1,120 @@
+"""Which stored result records are a study cell's: the one place a cell is called done.
+
+A record is a cell's when it says the same measurement in every field that sets results apart:
+protocol hash, data set, track, label strategy, evaluation variant, temporal formation, net,
+evaluation seed, schedule (epochs), teacher (the protocol's), and the method with its settings
+and condensation seed. The archive's sha256 is not asked for: the cell's archive may not exist
+yet, and a record made from the same method, settings and seed elsewhere (``submissions/``) is
+the same cell. So a study resumes from records wherever they lie, and rebuilds a table from
+committed records without condensing anything.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from vdcbench.evaluation.records import EvalRecord, load_records
+from vdcbench.methods.settings import with_defaults
+from vdcbench.protocol import Protocol
+from vdcbench.study.cells import StudyCell
+from vdcbench.study.spec import FORMATION_NONE
+
+
+def record_formation(record: EvalRecord) -> str:
+    """The temporal formation a record was scored through. Records written before formations
+    were recorded (every 8-frame record) name none: they mean ``none``. Read from the key, else
+    from the record, where the evaluation keeps it."""
+    for holder in (record.key, record):
+        value = getattr(holder, "formation", None)
+        if value:
+            return str(value)
+    return FORMATION_NONE
+
+
+def condensation_settings(cell: StudyCell) -> dict[str, str]:
+    """The ``--set`` values the cell's archive is condensed with: its arm's, and its formation
+    where the method takes one as a setting (the study condenses through the formation it
+    evaluates with)."""
+    settings = {k: v if isinstance(v, str) else json.dumps(v) for k, v in cell.arm.settings}
+    if (cell.formation != FORMATION_NONE and "formation" not in settings
+            and _has_setting(cell.method, "formation")):
+        settings["formation"] = cell.formation
+    return settings
+
+
+def _has_setting(method: str, name: str) -> bool:
+    from vdcbench.methods import get_method
+    config = get_method(method).Config
+    return dataclasses.is_dataclass(config) and name in {f.name for f in dataclasses.fields(config)}
+
+
+@functools.lru_cache(maxsize=None)
+def _cell_config(method: str, settings: tuple[tuple[str, str], ...]) -> str:
+    """The settings a method runs with for ``settings``, as a record stores its config (presets
+    applied, defaults filled in), canonical JSON."""
+    from vdcbench.methods import get_method
+    cls = get_method(method)
+    config = cls.config_from_strings(dict(settings))
+    body = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else {}
+    return json.dumps(with_defaults(method, json.loads(json.dumps(body))), sort_keys=True)
+
+
+def _record_config(record: EvalRecord) -> str:
+    return json.dumps(with_defaults(record.method.name, dict(record.method.config or {})),
+                      sort_keys=True)
+
+
+def matches(record: EvalRecord, cell: StudyCell, protocol: Protocol, epochs: int) -> bool:
+    k = record.key
+    return (k.protocol_sha256 == protocol.sha256 and k.dataset == cell.dataset
+            and k.track == cell.track and k.label_strategy == cell.labels
+            and k.variant == cell.variant and k.net == cell.net and k.seed == cell.seed
+            and record.epochs == epochs and k.teacher_profile is None
+            and record.method.name == cell.method
+            and record.method.seed == cell.condensation_seed
+            and record_formation(record) == cell.formation
+            and _record_config(record) == _cell_config(
+                cell.method, tuple(sorted(condensation_settings(cell).items()))))
+
+
+class RecordIndex:
+    """The records under some folders, found by cell. Folders that overlap count a record once."""
+
+    def __init__(self, records: Iterable[EvalRecord]):
+        by_key = {r.key: r for r in records}
+        self._by_place: dict[tuple, list[EvalRecord]] = {}
+        for record in by_key.values():
+            self._by_place.setdefault(self._place(record.key.dataset, record.key.track,
+                                                  record.key.seed, record.method.name),
+                                      []).append(record)
+
+    @classmethod
+    def of_folders(cls, folders: Sequence[Path]) -> "RecordIndex":
+        return cls(r for folder in folders if Path(folder).is_dir()
+                   for r in load_records(Path(folder)))
+
+    @staticmethod
+    def _place(dataset: str, track: str, seed: int, method: str) -> tuple:
+        return dataset, track, seed, method
+
+    def add(self, record: EvalRecord) -> None:
+        place = self._place(record.key.dataset, record.key.track, record.key.seed,
+                            record.method.name)
+        members = self._by_place.setdefault(place, [])
+        if all(r.key != record.key for r in members):
+            members.append(record)
+
+    def of_cell(self, cell: StudyCell, protocol: Protocol, epochs: int) -> list[EvalRecord]:
+        """Every record that is ``cell``'s (several when condensed sets of one description were
+        made more than once: a table pools them and says how many)."""
+        candidates = self._by_place.get(self._place(cell.dataset, cell.track, cell.seed,
+                                                    cell.method), [])
+        return [r for r in candidates if matches(r, cell, protocol, epochs)]
+
+    def all_records(self) -> list[EvalRecord]:
+        return [r for members in self._by_place.values() for r in members]
