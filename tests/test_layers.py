@@ -23,6 +23,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("archive", ("vdcbench.archive",)),
     ("methods", ("vdcbench.methods",)),
     ("evaluation", ("vdcbench.evaluation",)),
+    ("study", ("vdcbench.study",)),
     ("leaderboard", ("vdcbench.leaderboard",)),
     ("cli", ("vdcbench.cli",)),
     # The package root only re-exports the library API (lazily) and the version.
