@@ -270,6 +270,9 @@ def show_cmd(archive: Path, output: Path | None, per_class: int | None, max_clas
 
 
 def register(main_group: click.Group) -> None:
-    """Attach the leaderboard commands to the ``vdcbench`` group."""
-    for command in (submit_cmd, leaderboard_group, diff_cmd, show_cmd):
+    """Attach the leaderboard commands to the ``vdcbench`` group (``verify`` among them: it
+    checks entries, and lives in its own module)."""
+    from vdcbench.cli.verify import verify_cmd
+
+    for command in (submit_cmd, leaderboard_group, diff_cmd, show_cmd, verify_cmd):
         main_group.add_command(command)

@@ -27,7 +27,11 @@ def _of(cls: type, source: Any) -> Any:
 
 Measurement = dataclasses.make_dataclass(
     "Measurement",
-    [(f.name, f.type) for f in dataclasses.fields(RecordKey) if f.name not in PER_RESULT_FIELDS],
+    # A key field with a default keeps it: a field added to the key later (optional, as every
+    # one since the first eleven) leaves every Measurement built without it valid.
+    [(f.name, f.type) if f.default is dataclasses.MISSING
+     else (f.name, f.type, dataclasses.field(default=f.default))
+     for f in dataclasses.fields(RecordKey) if f.name not in PER_RESULT_FIELDS],
     frozen=True,
     namespace={"__module__": __name__, "of": classmethod(_of),
                "__doc__": "A record's key without the net and the seed: protocol, archive, data "
@@ -38,7 +42,7 @@ FIELD_NAMES = tuple(f.name for f in dataclasses.fields(Measurement))
 
 # How each field reads in a message, in the order submit checks them (and diff lists them).
 # A field of RecordKey missing here fails tests/test_leaderboard_measurement.py.
-FIELD_LABELS = {
+_LABELS = {
     "protocol_version": "protocol version",
     "protocol_sha256": "protocol hash",
     "archive_sha256": "archive",
@@ -50,7 +54,9 @@ FIELD_LABELS = {
     "teacher_sha256": "teacher",
     "epochs": "schedule (epochs)",
     "teacher_profile": "teacher profile",
+    "formation": "temporal formation",
 }
+FIELD_LABELS = {name: label for name, label in _LABELS.items() if name in FIELD_NAMES}
 
 
 def shown(value: Any) -> str:

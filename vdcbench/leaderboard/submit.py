@@ -8,6 +8,7 @@ cost its manifest (archives from before issue 16) or its timing sidecar records.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Iterable, Sequence
@@ -21,8 +22,9 @@ from vdcbench.evaluation.records import EvalRecord
 from vdcbench.leaderboard.entry import (ArchiveRef, Entry, MethodRef, NetResults, SeedResult,
                                         entry_id)
 from vdcbench.leaderboard.measurement import FIELD_LABELS, Measurement, shown
-from vdcbench.leaderboard.validate import (check_dataset_hash, check_names, disagreement,
-                                           known_protocol, manifest_claims)
+from vdcbench.leaderboard.validate import (check_dataset_hash, check_declarations, check_names,
+                                           disagreement, known_protocol, manifest_claims)
+from vdcbench.leaderboard.verification import carried_over, self_reported
 from vdcbench.protocol import Protocol
 
 _SUBJECT = "the records"
@@ -47,6 +49,10 @@ def submit(records: Sequence[EvalRecord], archive_path: str | os.PathLike[str], 
                        f"{shown(measurement.teacher_profile)}, not the protocol teacher; the "
                        "leaderboard ranks the protocol teacher's results only (compare these "
                        "with vdcbench results, whose tables keep each teacher profile apart)")
+    if getattr(measurement, "formation", None) is not None:
+        raise VdcError(f"the records train on clips formed by {measurement.formation!r}; an "
+                       "entry holds results without a temporal formation only (compare these "
+                       "with vdcbench results)")
     protocol = _checked_protocol(measurement, {r.key.net for r in records})
     loaded = _scored_archive(archive_path, measurement, records[0])
     manifest = loaded.manifest.to_dict()
@@ -74,6 +80,12 @@ def submit(records: Sequence[EvalRecord], archive_path: str | os.PathLike[str], 
         external_weights=tuple(manifest["external_weights"]),
         results=net_results(records),
     )
+    check_declarations(entry, f"entry {entry.id}")
+    # Nobody has re-scored new results: self-reported, by its authors, where its records ran;
+    # a resubmission keeps an earned status while it still describes the entry.
+    previous = _existing(root, entry)
+    entry = dataclasses.replace(entry, verification=carried_over(previous, entry) or self_reported(
+        entry.archive.sha256, entry.method.authors, entry.results))
     # Round-trip through the schema: what submit makes, validate accepts.
     # dumps_strict: a NaN or infinity (a manifest's wall time) is refused, never written as text.
     return Entry.from_dict(json.loads(dumps_strict(entry.to_dict())), source=f"entry {entry.id}")
@@ -144,6 +156,19 @@ def _scored_archive(archive_path: str | os.PathLike[str], measurement: Measureme
         raise VdcError(f"the records say {what} {claimed!r} but the archive's manifest says "
                        f"{actual!r}")
     return loaded
+
+
+def _existing(root, entry: Entry) -> Entry | None:
+    """The entry already written for ``entry``'s id under ``root``, if one is there and reads."""
+    if root is None:
+        return None
+    path = Path(root) / entry.relative_path()
+    if not path.is_file():
+        return None
+    try:
+        return Entry.from_disk(path)
+    except VdcError:
+        return None       # an unreadable old entry is replaced (--replace), never carried over
 
 
 def _relative_archive_path(archive_path, root) -> str | None:

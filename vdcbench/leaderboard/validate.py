@@ -9,6 +9,7 @@ the protocol checks on the records before an entry exists.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from vdcbench.core.errors import UnknownNameError, VdcError
 from vdcbench.leaderboard.entry import ENTRY_FILE, RESERVED_DIRS, Entry, entry_id
 from vdcbench.leaderboard.measurement import shown
+from vdcbench.leaderboard.verification import check_status
 from vdcbench.protocol import Protocol, load_protocol
 
 
@@ -97,6 +99,8 @@ def check_entry(entry: Entry, path: Path, root: Path, *, read_archives: bool = T
     if uses_teacher != (entry.teacher_sha256 is not None):
         raise VdcError(f"{where}: label strategy {entry.label_strategy} "
                        + ("needs a teacher sha256" if uses_teacher else "uses no teacher"))
+    check_declarations(entry, where)
+    check_status(entry, where)
     if entry.ledger.get("archive_bytes") != entry.archive.bytes:
         raise VdcError(f"{where}: archive bytes {entry.archive.bytes} disagree with the ledger's "
                        f"{entry.ledger.get('archive_bytes')}")
@@ -115,11 +119,54 @@ def check_entry(entry: Entry, path: Path, root: Path, *, read_archives: bool = T
         loaded.manifest.to_dict(), dataset=entry.dataset, track=entry.track,
         label_strategy=entry.label_strategy, method=entry.method.name,
         method_kind=entry.method.kind) + (
-        ("protocol hash", entry.protocol_sha256, loaded.manifest.protocol_sha256),))
+        ("protocol hash", entry.protocol_sha256, loaded.manifest.protocol_sha256),
+        ("external data", list(entry.external_data), list(loaded.manifest.external_data)),
+        ("external weights", list(entry.external_weights),
+         list(loaded.manifest.external_weights))))
     if wrong is not None:
         what, claimed, actual = wrong
         raise VdcError(f"{where}: says {what} {shown(claimed)!r} but its archive says "
                        f"{shown(actual)!r}")
+
+
+# What in a method's settings names outside data or weights: a URL, a weights file, or a
+# setting whose name says so. The manifest's external_data / external_weights must then declare
+# it: results helped by outside data are a different claim from condensing the data set alone.
+_URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
+_WEIGHT_FILE = re.compile(r"\.(pth|pt|ckpt|safetensors|bin|h5|onnx|pkl)$", re.IGNORECASE)
+_WEIGHT_KEYS = frozenset({"pretrained", "pretrained_weights", "weights", "weights_path",
+                          "init_weights", "checkpoint_path", "backbone_weights"})
+_DATA_KEYS = frozenset({"extra_data", "external_data", "data_root", "extra_videos",
+                        "unlabeled_data", "additional_data"})
+
+
+def undeclared_external(config: Mapping[str, Any], external_data: Iterable[str],
+                        external_weights: Iterable[str]) -> str | None:
+    """The first setting that names outside weights or data the lists do not declare."""
+    data, weights = list(external_data), list(external_weights)
+    for key, value in sorted(config.items()):
+        if value is None or value is False or value == "":
+            continue
+        text = value if isinstance(value, str) else ""
+        names_weights = key.lower() in _WEIGHT_KEYS or bool(_WEIGHT_FILE.search(text))
+        names_data = key.lower() in _DATA_KEYS
+        if _URL.match(text) and not names_weights:
+            names_data = True
+        if names_weights and not weights:
+            return f"its method setting {key}={value!r} names external weights"
+        if names_data and not data:
+            return f"its method setting {key}={value!r} names external data"
+    return None
+
+
+def check_declarations(entry: Entry, where: str) -> None:
+    """Refuse an entry whose method settings name outside weights or data it does not declare."""
+    problem = undeclared_external(entry.method.config, entry.external_data,
+                                  entry.external_weights)
+    if problem is not None:
+        raise VdcError(f"{where}: {problem} but the entry declares none; declare it in the "
+                       "archive's manifest (CondensedSet external_data / external_weights) "
+                       "and resubmit")
 
 
 def manifest_claims(manifest: Mapping[str, Any], *, dataset: str, track: str,
