@@ -82,7 +82,8 @@ def test_real_views_come_from_the_class_at_the_clip_size(task):
 
 def test_dm_config_presets_and_refusals():
     cpu = Config(preset="cpu")
-    assert (cpu.iterations, cpu.batch_real, cpu.lr) == (100, 8, 1.5)
+    assert (cpu.iterations, cpu.batch_real, cpu.lr) == (200, 8, 30.0)
+    assert Config(preset="cpu", lr=2.0).lr == 2.0      # an explicit value wins
     assert Config().iterations == 5000 and Config().batch_real == 64
     for bad in ({"lr": 0.0}, {"momentum": 1.0}, {"storage": "uint8"}, {"preset": "fast"}):
         with pytest.raises(VdcError):
