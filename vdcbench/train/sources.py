@@ -10,21 +10,49 @@ import torch
 from vdcbench.data.sampling import clip_indices, training_start
 from vdcbench.data.splits import FrameSource
 from vdcbench.core.randomness import STREAM_FRAME_ORDER, STREAM_WINDOW, rng_for
+from vdcbench.train.formation import Formation, clip_ids, form_clips
 
 
 @dataclass(frozen=True)
 class StoredClips:
-    """Fixed clips (N, 3, T, H, W), uint8 or float in [0, 1]: what a condensed set holds."""
+    """Fixed instances (N, 3, T, H, W), uint8 or float in [0, 1]: what a condensed set holds.
+
+    ``formation`` turns an instance of T frames into the clips the net eats (see ``formation``);
+    None (or ``none``) serves each instance as its one clip, as before formations existed. A
+    sliding window of instance ``index`` in ``epoch`` is drawn from
+    ``rng_for(seed, STREAM_WINDOW, epoch, index)``, the stream whole videos' windows use. A draw
+    of B instances yields ``clips_per_instance`` clips each (T / 8 under ``segment``);
+    ``owners`` and ``clip_ids`` say whose they are and key their crops.
+    """
 
     videos: torch.Tensor
     labels: torch.Tensor
     soft_labels: torch.Tensor | None = None
+    formation: Formation | None = None
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
+    @property
+    def clips_per_instance(self) -> int:
+        if self.formation is None:
+            return 1
+        return self.formation.clips_per_instance(int(self.videos.shape[2]))
+
     def clips(self, indices: np.ndarray, seed: int, epoch: int) -> torch.Tensor:
-        return self.videos[torch.from_numpy(indices)]
+        chosen = self.videos[torch.from_numpy(indices)]
+        if self.formation is None or self.formation.name == "none":
+            return chosen
+        rngs = [rng_for(seed, STREAM_WINDOW, epoch, int(i)) for i in indices]
+        return form_clips(chosen, self.formation, rngs).clips
+
+    def owners(self, indices: np.ndarray) -> np.ndarray:
+        """The instance of each clip ``clips(indices)`` returns."""
+        return np.repeat(np.asarray(indices, dtype=np.int64), self.clips_per_instance)
+
+    def clip_ids(self, indices: np.ndarray) -> np.ndarray:
+        """A key per clip for its crop draw: the instance index when it yields one clip."""
+        return clip_ids(indices, self.clips_per_instance)
 
 
 @dataclass(frozen=True)
@@ -57,6 +85,12 @@ class VideoWindows:
         if self.shuffle_frames:
             frames = rng_for(seed, STREAM_FRAME_ORDER, epoch, index).permutation(frames)
         return frames
+
+    def owners(self, indices: np.ndarray) -> np.ndarray:
+        return np.asarray(indices, dtype=np.int64)
+
+    def clip_ids(self, indices: np.ndarray) -> np.ndarray:
+        return np.asarray(indices, dtype=np.int64)
 
     def clips(self, indices: np.ndarray, seed: int, epoch: int) -> torch.Tensor:
         indices = [int(i) for i in indices]

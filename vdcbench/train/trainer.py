@@ -85,7 +85,8 @@ class FitResult:
 
 
 LabelFn = Callable[[torch.Tensor, np.ndarray], torch.Tensor | None]
-"""(normalised augmented batch, clip indices) -> teacher logits, or None for hard labels."""
+"""(normalised augmented batch, the instance index of each of its clips) -> teacher logits, or
+None for hard labels."""
 
 StepProgress = Callable[[int, int, int, int, float], None]
 """(0-based epoch, epochs, 1-based step of the epoch, steps in the epoch, the step's loss):
@@ -164,11 +165,22 @@ class Trainer:
         torch.manual_seed(torch_seed(self.seed, STREAM_TORCH, epoch))
         self.net.train()
 
+    def owners(self, indices: np.ndarray) -> np.ndarray:
+        """The instance of each clip a step on ``indices`` trains on: the indices themselves,
+        unless the source's formation cuts an instance into several clips (``segment``)."""
+        owners = getattr(self.source, "owners", None)
+        return indices if owners is None else owners(indices)
+
     def prepare(self, indices: np.ndarray, epoch: int) -> torch.Tensor:
-        """Clips of ``indices``, augmented and normalised: the view the student (and teacher) see."""
+        """Clips of ``indices``, augmented and normalised: the view the student (and teacher) see.
+
+        Each clip's crop is keyed by its source's ``clip_ids`` (the instance index, unless an
+        instance yields several clips)."""
         clips = self.source.clips(indices, self.seed, epoch).to(self.device)
+        keys = getattr(self.source, "clip_ids", None)
+        ids = indices if keys is None else keys(indices)
         h, w = clips.shape[-2:]
-        crops = draw_crops(self.seed, epoch, indices, h, w, self.config.crop_scale,
+        crops = draw_crops(self.seed, epoch, ids, h, w, self.config.crop_scale,
                            self.config.crop_ratio, self.config.hflip)
         return self.normalize(apply_crops(clips, crops, self.config.crop_size))
 
@@ -198,15 +210,16 @@ class Trainer:
     def step(self, indices: np.ndarray, epoch: int) -> float:
         """One optimiser step: augmentation, labels, forward, backward, update."""
         inputs = self.prepare(indices, epoch)
-        labels = self.labels[torch.from_numpy(indices).to(self.device)]
+        owners = self.owners(indices)
+        labels = self.labels[torch.from_numpy(owners).to(self.device)]
         perm, lam = None, 1.0
         if self.config.cutmix:
             inputs, perm, lam = self._cutmix(inputs, epoch, int(indices[0]))
         teacher = None
         if self.label_fn is not None:
-            teacher = self.label_fn(inputs, indices)
+            teacher = self.label_fn(inputs, owners)
         elif self.soft is not None:
-            teacher = self.soft[torch.from_numpy(indices)].to(self.device)
+            teacher = self.soft[torch.from_numpy(owners)].to(self.device)
             if perm is not None:
                 teacher = lam * teacher + (1.0 - lam) * teacher[perm]
         logits = self.net(inputs)
@@ -267,7 +280,7 @@ class Trainer:
                                          saved_epochs, checkpoint is not None)
                 result.losses.append(self.step(indices, epoch))
                 result.iterations += 1
-                result.clips += len(indices)
+                result.clips += len(self.owners(indices))
                 if on_step is not None:
                     on_step(epoch, self.config.epochs, step, len(batches), result.losses[-1])
             if validation is not None and (epoch in self.config.eval_epochs or epoch == last):
