@@ -55,18 +55,39 @@ def _has_setting(method: str, name: str) -> bool:
 
 @functools.lru_cache(maxsize=None)
 def _cell_config(method: str, settings: tuple[tuple[str, str], ...]) -> str:
-    """The settings a method runs with for ``settings``, as a record stores its config (presets
-    applied, defaults filled in), canonical JSON."""
+    """The settings a method runs with for ``settings`` (presets applied, defaults filled in),
+    as canonical JSON of what a record's config holds."""
     from vdcbench.methods import get_method
-    cls = get_method(method)
-    config = cls.config_from_strings(dict(settings))
+    config = get_method(method).config_from_strings(dict(settings))
     body = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else {}
-    return json.dumps(with_defaults(method, json.loads(json.dumps(body))), sort_keys=True)
+    return json.dumps({**_defaults(method), **json.loads(json.dumps(body))}, sort_keys=True)
 
 
-def _record_config(record: EvalRecord) -> str:
-    return json.dumps(with_defaults(record.method.name, dict(record.method.config or {})),
-                      sort_keys=True)
+@functools.lru_cache(maxsize=None)
+def _defaults(method: str) -> dict[str, Any]:
+    """``with_defaults(method, {})``, once per method: it looks the method up every call."""
+    return with_defaults(method, {})
+
+
+# A default of 0 or "" is a value a method resolves when it runs (Forgetting's ``epochs = 0``:
+# the teacher recipe's) and records resolved; such a key matches whatever the record holds
+# unless the cell sets it. Every other key must hold the cell's value: a record made with
+# another ``--set`` (RDED's whole-frame ablation) is another cell.
+_RESOLVED_AT_RUN_TIME = (0, "")
+
+
+def same_settings(record: EvalRecord, cell: StudyCell) -> bool:
+    settings = condensation_settings(cell)
+    wanted = json.loads(_cell_config(cell.method, tuple(sorted(settings.items()))))
+    held = {**_defaults(record.method.name), **(record.method.config or {})}
+    for key in set(wanted) | set(held):
+        if wanted.get(key) == held.get(key):
+            continue
+        if (key not in settings and key in wanted and held.get(key) is not None
+                and not isinstance(wanted[key], bool) and wanted[key] in _RESOLVED_AT_RUN_TIME):
+            continue
+        return False
+    return True
 
 
 def matches(record: EvalRecord, cell: StudyCell, protocol: Protocol, epochs: int) -> bool:
@@ -78,8 +99,7 @@ def matches(record: EvalRecord, cell: StudyCell, protocol: Protocol, epochs: int
             and record.method.name == cell.method
             and record.method.seed == cell.condensation_seed
             and record_formation(record) == cell.formation
-            and _record_config(record) == _cell_config(
-                cell.method, tuple(sorted(condensation_settings(cell).items()))))
+            and same_settings(record, cell))
 
 
 class RecordIndex:
