@@ -55,6 +55,26 @@ def test_rate_and_eta_count_from_the_first_report_not_from_resumed_work():
     assert "620/1000 (62%)" in line and "2.0/s" in line and f"ETA {clock_text(190)}" in line
 
 
+def test_a_second_phase_of_one_task_is_reported_after_the_first_finished():
+    """A distillation's one task: its initial selection over 10 classes, then 5 iterations."""
+    bar, stream, clock = _bar(interval=10)
+    task = bar.add_task("dm on synthetic ipc1-t8", total=None, info="")
+    for done in range(1, 11):
+        clock.now = done * 0.1
+        bar.update(task, completed=done, total=10, info="classes")
+    for iteration in range(1, 6):
+        clock.now = 1 + iteration * 30.0         # 30 s an iteration
+        bar.update(task, completed=iteration, total=5, info=f"loss {1 / iteration:.3f}")
+    bar.stop()
+    lines = stream.getvalue().splitlines()
+    assert any(line.startswith("dm on synthetic ipc1-t8: 10/10 (100%)") for line in lines)
+    iterations = [line for line in lines if "/5 (" in line]
+    assert len(iterations) == 5, lines         # 30 s apart: every one passes the interval
+    assert "30.0 s each" in iterations[1] and "ETA 0:01:30" in iterations[1]
+    assert iterations[-1].startswith("dm on synthetic ipc1-t8: 5/5 (100%)")
+    assert iterations[-1].endswith("loss 0.200")
+
+
 def test_slow_units_show_seconds_each_and_an_unknown_total_shows_done():
     bar, stream, clock = _bar(interval=0)
     epochs = bar.add_task("seed 0", total=300, info="")

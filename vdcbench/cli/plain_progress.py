@@ -110,6 +110,12 @@ class PlainProgress:
                info: str | None = None, **fields) -> None:
         task = self._tasks[task_id]
         now = self._clock()
+        # One task can carry phases one after another (a distillation's initial selection over
+        # classes, then its iterations): a new total or a count going back starts a new phase,
+        # which is reported again and whose rate counts afresh.
+        if ((total is not None and total != task.total)
+                or (completed is not None and completed < task.completed)):
+            task.finished, task.base = False, None
         if total is not None:
             task.total = total
         if advance is not None:
