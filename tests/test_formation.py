@@ -186,3 +186,12 @@ def test_stored_clips_form_their_instances_with_the_window_stream():
     plain = StoredClips(indexed(8, count=2), labels[:2])
     assert torch.equal(plain.clips(np.array([1]), 0, 0), indexed(8, count=2)[1:])
     assert plain.owners(np.array([1, 0])).tolist() == [1, 0]
+
+
+def test_mean_by_owner_averages_each_instances_clips():
+    from vdcbench.train.formation import mean_by_owner
+    values = torch.tensor([[1.0, 2.0], [3.0, 4.0], [10.0, 0.0], [20.0, 2.0]])
+    assert torch.equal(mean_by_owner(values, np.array([0, 0, 1, 1])),
+                       torch.tensor([[2.0, 3.0], [15.0, 1.0]]))
+    assert torch.equal(mean_by_owner(torch.tensor([5.0, 7.0]), np.array([0, 1])),
+                       torch.tensor([5.0, 7.0]))

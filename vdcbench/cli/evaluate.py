@@ -72,16 +72,22 @@ def threads(counts: tuple[int | None, ...]) -> str:
               help="Whose teacher gives multi-sl labels: 'protocol' or a declared profile "
                    "('cpu'). Default: the archive's (the profile its method condensed with, "
                    "else the protocol teacher). Records made with it say so.")
+@click.option("--formation", default=None, metavar="FORMATION",
+              help="How a temporal track's T-frame instances become 8-frame clips: segment, "
+                   "slide-window, interpolate-duplicate, interpolate-linear, or an interpolation "
+                   "of a sliding window (interpolate-linear-w4). Default: the archive's (its "
+                   "method's formation), else none at 8 frames, slide-window above, "
+                   "interpolate-linear below. Part of each record's key and path.")
 @user_errors(interrupted=RESUME_HINT)
 def evaluate_cmd(archive: Path, seeds: str, net: str, variant: str, device: str,
                  json_path: Path | None, results_dir: Path | None, epochs: int | None,
-                 teacher_profile_name: str | None) -> None:
+                 teacher_profile_name: str | None, formation: str | None) -> None:
     """Train the evaluation net on ARCHIVE per seed under the protocol and score it."""
     check_archive_path(archive)
     check_nets(net)
     check_teacher_profile(teacher_profile_name)
     evaluate_and_render(archive, parse_seeds(seeds), net, variant, device, json_path, results_dir,
-                        epochs, teacher_profile_name)
+                        epochs, teacher_profile_name, formation)
 
 
 def check_nets(text: str) -> None:
@@ -125,7 +131,8 @@ def check_json_path(json_path: Path | None) -> None:
 
 def evaluate_and_render(archive: Path, seeds: tuple[int, ...], net: str, variant: str,
                         device: str, json_path: Path | None, results_dir: Path | None,
-                        epochs: int | None, teacher_profile: str | None = None) -> None:
+                        epochs: int | None, teacher_profile: str | None = None,
+                        formation: str | None = None) -> None:
     """Score ARCHIVE on each net ``net`` names, print the tables, write ``--json``."""
     check_json_path(json_path)
     from vdcbench.core.atomic_file import write_json_atomic
@@ -134,7 +141,8 @@ def evaluate_and_render(archive: Path, seeds: tuple[int, ...], net: str, variant
     with RichProgress() as progress:
         report = evaluate_archive(archive, nets=net, seeds=seeds, variant=variant, device=device,
                                   results_dir=results_dir, epochs=epochs,
-                                  teacher_profile=teacher_profile, progress=progress)
+                                  teacher_profile=teacher_profile, formation=formation,
+                                  progress=progress)
     render_report(report)
     if json_path is not None:
         write_json_atomic(json_path, report.to_dict())
@@ -285,7 +293,8 @@ def _print_cells(records) -> None:
         k = c.key
         ref = "-" if c.reference_best_top1_mean is None else f"{c.reference_best_top1_mean:.1f}"
         variant = k.variant if c.official else f"{k.variant} (not official, {k.epochs} epochs)"
-        table.add_row(k.dataset, k.track, c.method, k.archive_sha256[:8], k.net, k.label_strategy,
+        track = k.track if k.formation is None else f"{k.track} ({k.formation})"
+        table.add_row(k.dataset, track, c.method, k.archive_sha256[:8], k.net, k.label_strategy,
                       variant, format_mean_std(c.top1_mean, c.top1_std, c.n), str(c.n), ref,
                       tflop(c.train_gflops), threads(c.torch_threads), f"{c.wall_seconds:.0f}")
     out.print(table)

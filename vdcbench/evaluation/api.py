@@ -39,6 +39,7 @@ def evaluate_archive(archive: ArchiveLike, *, nets: str | Sequence[str] = "minic
                      seeds: Iterable[int] = (0, 1, 2), variant: str = "official",
                      device: str = "cpu", results_dir: str | os.PathLike | None = None,
                      epochs: int | None = None, teacher_profile: str | None = None,
+                     formation: str | None = None,
                      progress: Progress | None = None) -> EvaluationReport:
     """Score an archive under its protocol: per net, one trained student and one record per seed.
 
@@ -55,6 +56,12 @@ def evaluate_archive(archive: ArchiveLike, *, nets: str | Sequence[str] = "minic
         teacher_profile: the teacher profile of the multi-sl teacher: ``None`` takes the
             archive's (the profile its method condensed with, else the protocol teacher),
             ``"protocol"`` or a declared profile's name (``protocol/teacher-profiles.toml``).
+        formation: how the archive's T-frame instances become the net's 8-frame clips, a
+            formation id of ``vdcbench.train.formation`` (``segment``, ``slide-window``,
+            ``interpolate-linear``, ``interpolate-linear-w4``, ...): ``None`` takes the archive's
+            (the formation its method condensed with), else the track's default (``none`` at 8
+            frames, ``slide-window`` above, ``interpolate-linear`` below). It is part of every
+            record's key and path, so two formations never share a cell.
         progress: receives the evaluation's events; ``None`` for none.
 
     Returns:
@@ -74,7 +81,8 @@ def evaluate_archive(archive: ArchiveLike, *, nets: str | Sequence[str] = "minic
     # fails now, not after hours spent on the nets before it.
     evaluations = [Evaluation(protocol, loaded,
                               EvalSettings(seeds=seeds, net=name, variant=variant, device=device,
-                                           epochs=epochs, teacher_profile=teacher_profile),
+                                           epochs=epochs, teacher_profile=teacher_profile,
+                                           formation=formation),
                               folder)
                    for name in names]
     progress = progress or SILENT
@@ -85,19 +93,21 @@ def evaluate_archive(archive: ArchiveLike, *, nets: str | Sequence[str] = "minic
         results.append(NetResult(net=evaluation.settings.net,
                                  records=tuple(record for record, _ in scored),
                                  reused_seeds=tuple(r.key.seed for r, reused in scored if reused)))
-    return EvaluationReport(archive=_evaluated(loaded, archive), variant=variant,
+    return EvaluationReport(archive=_evaluated(loaded, archive, evaluations[0].formation.id),
+                            variant=variant,
                             results_dir=folder, nets=tuple(results))
 
 
 def evaluate_cell(archive: ArchiveLike, net: str, seed: int, *, variant: str = "official",
                   device: str = "cpu", results_dir: str | os.PathLike | None = None,
                   epochs: int | None = None, teacher_profile: str | None = None,
+                  formation: str | None = None,
                   progress: Progress | None = None) -> EvalRecord:
     """Score one (archive, net, seed) cell, or return its stored record: the unit of a sweep.
 
     Args:
-        archive, variant, device, results_dir, epochs, teacher_profile, progress: as for
-            :func:`evaluate_archive`.
+        archive, variant, device, results_dir, epochs, teacher_profile, formation, progress: as
+            for :func:`evaluate_archive`.
         net: one protocol net name.
         seed: one non-negative evaluation seed.
 
@@ -114,7 +124,8 @@ def evaluate_cell(archive: ArchiveLike, net: str, seed: int, *, variant: str = "
     folder = Path(results_dir) if results_dir is not None else paths.results_dir()
     evaluation = Evaluation(loaded.protocol, loaded,
                             EvalSettings(seeds=(seed,), net=name, variant=variant, device=device,
-                                         epochs=epochs, teacher_profile=teacher_profile), folder)
+                                         epochs=epochs, teacher_profile=teacher_profile,
+                                         formation=formation), folder)
     record, _ = _score_seed(evaluation, seed, progress or SILENT)
     return record
 
@@ -145,13 +156,13 @@ def _loaded(archive: ArchiveLike) -> LoadedArchive:
     return archive if isinstance(archive, LoadedArchive) else read_archive(archive)
 
 
-def _evaluated(loaded: LoadedArchive, archive: ArchiveLike) -> EvaluatedArchive:
+def _evaluated(loaded: LoadedArchive, archive: ArchiveLike, formation: str) -> EvaluatedArchive:
     c = loaded.condensed
     return EvaluatedArchive(sha256=loaded.sha256,
                             path=None if isinstance(archive, LoadedArchive) else Path(archive),
                             method=c.method.name, dataset=loaded.track.dataset.name,
                             track=loaded.track.id, label_strategy=c.label_strategy,
-                            protocol_version=loaded.protocol.version)
+                            protocol_version=loaded.protocol.version, formation=formation)
 
 
 def _net_names(protocol: Protocol, nets: str | Sequence[str]) -> tuple[str, ...]:

@@ -1,11 +1,12 @@
 """Result records: one per (archive, protocol, data set, track, labels, variant, net, teacher, seed,
-schedule, teacher profile).
+schedule, teacher profile, temporal formation).
 
 Records are typed objects with ``to_disk`` / ``from_disk``; the on-disk layout mirrors the
 leaderboard (data set / track / method-archive / net / labels-variant / seed), so a results folder
 can be read as a table and an interrupted evaluation resumes from the records it has. A schedule
 other than the protocol's is in the path too (``hard-official-e2/seed0.json``), and so is a
-teacher profile other than the protocol's (``multi-sl-official-teacher-cpu-57148d4bb08b``). Their
+teacher profile other than the protocol's (``multi-sl-official-teacher-cpu-57148d4bb08b``), and so
+is a temporal formation other than ``none`` (``hard-official-formation-slide-window``). Their
 JSON schema is ``protocol/schemas/result.schema.json``.
 """
 
@@ -65,10 +66,25 @@ class RecordKey:
     # records are another measurement. On disk it is the record's top-level ``teacher_profile``
     # (name and sha256), absent for the protocol's, so every earlier record keeps its bytes.
     teacher_profile: str | None = None
+    # The temporal formation the student's clips were formed with (vdcbench.train.formation:
+    # ``segment``, ``slide-window``, ``interpolate-linear-w4``, ...); None for ``none``, the
+    # instance as its own clip, which is all an 8-frame track can use. On disk it is the record's
+    # top-level ``formation``, absent for ``none``: every record written before formations keeps
+    # its bytes and path and reads as ``none``.
+    formation: str | None = None
 
     def __post_init__(self) -> None:
         if self.teacher_profile is not None:
             split_profile(self.teacher_profile)      # refuses a malformed one here, not later
+        if self.formation == "none":
+            object.__setattr__(self, "formation", None)     # one spelling of "no formation"
+        if self.formation is not None:
+            check_formation(self.formation)
+
+    @property
+    def formation_name(self) -> str:
+        """The formation's id; ``none`` for the instance as its own clip."""
+        return "none" if self.formation is None else self.formation
 
     @property
     def teacher_profile_name(self) -> str:
@@ -81,20 +97,24 @@ class RecordKey:
         return tuple(v for k, v in asdict(self).items() if k != "seed")
 
     def to_dict(self) -> dict[str, Any]:
-        """The key as a record stores it (without the schedule and the teacher profile, stored
-        beside it)."""
-        return {k: v for k, v in asdict(self).items() if k not in ("epochs", "teacher_profile")}
+        """The key as a record stores it (without the schedule, the teacher profile and the
+        formation, stored beside it)."""
+        return {k: v for k, v in asdict(self).items()
+                if k not in ("epochs", "teacher_profile", "formation")}
 
     def folder_name(self) -> str:
-        """``<labels>-<variant>``, ``-e<epochs>`` for a schedule other than the protocol's and
-        ``-teacher-<profile>-<hash[:12]>`` for a teacher profile other than the protocol's: the
-        protocol's records keep the path they always had, any other run gets its own."""
+        """``<labels>-<variant>``, ``-e<epochs>`` for a schedule other than the protocol's,
+        ``-teacher-<profile>-<hash[:12]>`` for a teacher profile other than the protocol's and
+        ``-formation-<id>`` for a formation other than ``none``: the protocol's records keep the
+        path they always had, any other run gets its own."""
         name = f"{self.label_strategy}-{self.variant}"
         if self.epochs is not None and self.epochs != _protocol_epochs(self.protocol_version):
             name += f"-e{self.epochs}"
         if self.teacher_profile is not None:
             profile, sha = split_profile(self.teacher_profile)
             name += f"-teacher-{profile}-{sha[:12]}"
+        if self.formation is not None:
+            name += f"-formation-{self.formation}"
         return name
 
     def relative_path(self, method_name: str) -> Path:
@@ -116,6 +136,20 @@ def split_profile(value: str) -> tuple[str, str]:
             or not all(c.isalnum() or c in "-_" for c in name)):
         raise ValueError(f"teacher profile {value!r} is not <name>@<sha256>")
     return name, sha
+
+
+def check_formation(value: str) -> str:
+    """A key's ``formation``: a formation id (``vdcbench.train.formation.Formation.parse``), in
+    the spelling it writes; ``ValueError`` for any other text."""
+    from vdcbench.core.errors import VdcError
+    from vdcbench.train.formation import Formation
+    try:
+        parsed = Formation.parse(value)
+    except VdcError as exc:
+        raise ValueError(str(exc)) from None
+    if parsed.id != value:
+        raise ValueError(f"formation {value!r} is not spelt as {parsed.id!r}")
+    return value
 
 
 def _protocol_epochs(version: int) -> int:
@@ -224,6 +258,8 @@ class EvalRecord:
         if self.key.teacher_profile is not None:
             name, sha = split_profile(self.key.teacher_profile)
             body["teacher_profile"] = {"name": name, "sha256": sha}
+        if self.key.formation is not None:
+            body["formation"] = self.key.formation
         return {"format": RECORD_FORMAT, "format_version": RECORD_VERSION, **body}
 
     @classmethod
@@ -236,8 +272,11 @@ class EvalRecord:
             if not isinstance(profile, Mapping) or set(profile) != {"name", "sha256"}:
                 raise ValueError("teacher_profile must hold its name and sha256")
             profile = join_profile(profile["name"], profile["sha256"])
+        formation = body.pop("formation", None)
+        if formation is not None and not isinstance(formation, str):
+            raise ValueError("formation must be a formation name")
         body["key"] = RecordKey(**body["key"], epochs=body["epochs"],   # stored beside the key
-                                teacher_profile=profile)
+                                teacher_profile=profile, formation=formation)
         body["method"] = RecordedMethod.from_dict(body["method"])
         body["versions"] = RuntimeVersions.from_dict(body["versions"])
         return cls(**body)

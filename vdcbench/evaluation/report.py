@@ -85,10 +85,13 @@ class EvaluatedArchive:
     track: str
     label_strategy: str
     protocol_version: int
+    formation: str = "none"      # how its instances became clips (vdcbench.train.formation)
 
     def describe(self) -> str:
-        """``"<method> <dataset> <track> <labels>"``, the subject of a summary line."""
-        return f"{self.method} {self.dataset} {self.track} {self.label_strategy}"
+        """``"<method> <dataset> <track> <labels>"`` (with ``formation <id>`` after the track
+        when it is not ``none``), the subject of a summary line."""
+        track = self.track if self.formation == "none" else f"{self.track} formation {self.formation}"
+        return f"{self.method} {self.dataset} {track} {self.label_strategy}"
 
 
 @dataclass(frozen=True)

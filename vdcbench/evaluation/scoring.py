@@ -17,7 +17,7 @@ from vdcbench.core.artifacts import ArtifactStore
 from vdcbench.core.version import __version__
 from vdcbench.archive import LoadedArchive
 from vdcbench.data.splits import dataset_sha256, open_split, validation_clips
-from vdcbench.core.errors import NotBuiltError, VdcError
+from vdcbench.core.errors import VdcError
 from vdcbench.core.locks import exclusive
 from vdcbench.models import build_net
 from vdcbench.models.flops import NetCost, net_cost, training_gflops
@@ -30,6 +30,7 @@ from vdcbench.evaluation.records import (EvalRecord, RecordedMethod, RecordKey,
 from vdcbench.train.teacher import load_teacher
 from vdcbench.core.randomness import STREAM_INIT, torch_seed
 from vdcbench.train.checkpoint import FitCheckpoint
+from vdcbench.train.formation import NONE, Formation, track_formation
 from vdcbench.train.sources import StoredClips
 from vdcbench.train.trainer import FitConfig, Trainer, ValidationClips
 
@@ -56,9 +57,11 @@ def resume_store() -> ArtifactStore:
 def resume_key(key: RecordKey) -> str:
     """An artifact key naming the record identity in full (a hash: the store's keys are short)."""
     fields = dataclasses.asdict(key)
-    if fields["teacher_profile"] is None:
-        # Keys from before teacher profiles hash as they did: their checkpoints still resume.
-        del fields["teacher_profile"]
+    # Keys from before teacher profiles and formations hash as they did: their checkpoints
+    # still resume.
+    for later in ("teacher_profile", "formation"):
+        if fields[later] is None:
+            del fields[later]
     text = json.dumps(fields, sort_keys=True, separators=(",", ":"))
     return f"eval-{hashlib.sha256(text.encode()).hexdigest()}"
 
@@ -75,6 +78,10 @@ class EvalSettings:
     # The teacher profile of the multi-sl teacher: None takes the archive's (the profile its
     # method condensed with, else the protocol teacher); "protocol" or a declared profile's name.
     teacher_profile: str | None = None
+    # The temporal formation (``vdcbench.train.formation``): None takes the archive's (the one
+    # its method condensed with, its config's ``formation``), else the track's default. Part of
+    # the record's key: records of two formations never share a cell.
+    formation: str | None = None
 
 
 def archive_teacher_profile(protocol: Protocol, archive: LoadedArchive) -> str | None:
@@ -121,10 +128,24 @@ def student_fit_config(protocol: Protocol, archive: LoadedArchive, variant: str,
     )
 
 
-def _check_temporal(protocol: Protocol, archive: LoadedArchive) -> None:
-    if archive.track.frames != protocol.sampling.frames:
-        raise NotBuiltError(f"evaluating {archive.track.frames}-frame instances (temporal "
-                            f"formations for track {archive.track.id})")
+def archive_formation(archive: LoadedArchive) -> str | None:
+    """The formation the archive's method condensed with (its config's ``formation``), if any."""
+    value = (archive.condensed.method.config or {}).get("formation")
+    if value is not None and not isinstance(value, str):
+        raise VdcError(f"archive {archive.path}: method config formation {value!r} is not a "
+                       f"formation name")
+    return value or None
+
+
+def evaluation_formation(protocol: Protocol, archive: LoadedArchive,
+                         chosen: str | None = None) -> Formation:
+    """How the archive's instances become clips: ``chosen``, else the archive's, else the track's
+    default (``none`` at the protocol's clip length, ``slide-window`` above, ``interpolate-linear``
+    below); refused (one line) unless protocol v1 declares it and it fits the track's frames."""
+    track = archive.track
+    return track_formation(protocol.temporal_formations, track.frames,
+                           chosen or archive_formation(archive), protocol.sampling.frames,
+                           where=f"track {track.id}")
 
 
 class Evaluation:
@@ -137,7 +158,7 @@ class Evaluation:
 
     def __init__(self, protocol: Protocol, archive: LoadedArchive, settings: EvalSettings,
                  results_dir: Path):
-        _check_temporal(protocol, archive)
+        self.formation = evaluation_formation(protocol, archive, settings.formation)
         self.protocol = protocol
         self.archive = archive
         self.settings = settings
@@ -181,7 +202,8 @@ class Evaluation:
             dataset_sha256=self.dataset_sha256, track=self.archive.track.id,
             label_strategy=c.label_strategy, variant=self.settings.variant,
             net=self.settings.net, teacher_sha256=self.teacher.sha256 if self.teacher else None,
-            seed=seed, epochs=self.config.epochs, teacher_profile=self.teacher_profile)
+            seed=seed, epochs=self.config.epochs, teacher_profile=self.teacher_profile,
+            formation=None if self.formation.name == NONE else self.formation.id)
 
     def existing(self, seed: int) -> EvalRecord | None:
         """The stored record of ``seed`` under ``results_dir`` with exactly this key, if any."""
@@ -203,7 +225,8 @@ class Evaluation:
             teacher = self.teacher.net
             label_fn = torch.no_grad()(lambda inputs, indices: teacher(inputs))
 
-        source = StoredClips(c.videos, c.labels, c.soft_labels)
+        source = StoredClips(c.videos, c.labels, c.soft_labels,
+                             None if self.formation.name == NONE else self.formation)
         trainer = Trainer(net, self.config, source, seed=seed, device=self.settings.device,
                           label_fn=label_fn)
         callback = (lambda e, n, loss: progress(seed, e, n, loss)) if progress else None
@@ -241,8 +264,9 @@ class Evaluation:
                                       "device": str(device)})
 
     def costs(self) -> tuple[NetCost, NetCost | None]:
-        """Per-clip cost of the student, and of the teacher when one labels online (multi-sl)."""
-        frames, crop = self.archive.track.frames, self.dataset.crop
+        """Per-clip cost of the student, and of the teacher when one labels online (multi-sl):
+        the clips the formation forms, of the protocol's clip length whatever the track's."""
+        frames, crop = self.formation.clip_frames, self.dataset.crop
         classes = self.dataset.num_classes
         student = net_cost(self.protocol.net(self.settings.net), classes, frames, crop)
         teacher = (net_cost(self.protocol.net(self.teacher.net_name), classes, frames, crop)

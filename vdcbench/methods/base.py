@@ -31,6 +31,7 @@ from vdcbench.core.artifacts import ArtifactStore
 from vdcbench.protocol import (PROTOCOL_PROFILE, LabelSource, Protocol, TeacherProfile, Track,
                                teacher_profile)
 from vdcbench.train.augment import Normalize, to_unit_float
+from vdcbench.train.formation import Formation, form_clips, mean_by_owner, track_formation
 from vdcbench.core.randomness import STREAM_METHOD, rng_for
 
 Progress = Callable[[int, int, str], None]
@@ -72,6 +73,16 @@ class CondensationTask:
         for label in range(self.train.num_classes):
             class_members(self.train, label, needed, what)
 
+    def formation(self, text: str | None = None, what: str = "") -> Formation:
+        """The temporal formation a method's ``formation`` setting names for this track (empty:
+        the track's default: ``none`` at the protocol's 8 frames, ``slide-window`` above,
+        ``interpolate-linear`` below), refused in one line unless the protocol declares it and
+        it can form the track's instances. Methods score and select through it, and the archive
+        records it, so evaluation forms the clips the same way."""
+        where = f"{what} on track {self.track.id}" if what else f"track {self.track.id}"
+        return track_formation(self.protocol.temporal_formations, self.track.frames, text or None,
+                               self.protocol.sampling.frames, where=where)
+
     def rng(self, *keys: int) -> np.random.Generator:
         """A generator keyed by the task's seed and ``keys`` (e.g. the class index)."""
         return rng_for(self.seed, STREAM_METHOD, *keys)
@@ -106,13 +117,25 @@ class CondensationTask:
     @torch.no_grad()
     def teacher_logits(self, videos: torch.Tensor, net: str = "minic3d",
                        batch_size: int = 50,
-                       profile: TeacherProfile | str | None = None) -> torch.Tensor:
-        """Teacher logits of stored clips, un-augmented and normalised: the ``soft`` labels."""
+                       profile: TeacherProfile | str | None = None,
+                       formation: Formation | None = None) -> torch.Tensor:
+        """Teacher logits of stored clips, un-augmented and normalised: the ``soft`` labels.
+
+        With a ``formation`` (a temporal track) the teacher sees each instance's deterministic
+        clips (the centred window; every segment, whose logits are averaged), never T frames
+        at once."""
         teacher = self.teacher(net, profile).net
         trainer = self.protocol.trainer
         normalize = Normalize(trainer.normalize_mean, trainer.normalize_std)
-        out = [teacher(normalize(to_unit_float(videos[i:i + batch_size].to(self.device)))).float().cpu()
-               for i in range(0, videos.shape[0], batch_size)]
+        if formation is None or formation.name == "none":
+            out = [teacher(normalize(to_unit_float(videos[i:i + batch_size].to(self.device)))).float().cpu()
+                   for i in range(0, videos.shape[0], batch_size)]
+            return torch.cat(out)
+        out = []
+        for i in range(0, videos.shape[0], batch_size):
+            formed = form_clips(videos[i:i + batch_size], formation)
+            logits = teacher(normalize(to_unit_float(formed.clips.to(self.device)))).float().cpu()
+            out.append(mean_by_owner(logits, formed.owners))
         return torch.cat(out)
 
     def finish(self, method: "Method", videos: torch.Tensor, labels: torch.Tensor,
@@ -120,12 +143,23 @@ class CondensationTask:
         """Wrap selected or synthesised clips as a CondensedSet, adding soft labels when asked."""
         strategy = self.protocol.label_strategy(self.label_strategy)
         config = dataclasses.asdict(method.config)
+        if "formation" in config:
+            # Recorded resolved for a temporal track (evaluation forms its clips the same way);
+            # at the protocol's 8 frames only ``none`` can apply, and nothing is recorded, so
+            # such manifests are those written before formations existed.
+            formation = self.formation(config["formation"], method.name)
+            if self.track.frames == self.protocol.sampling.frames:
+                del config["formation"]
+            else:
+                config["formation"] = formation.id
         # Soft labels come from the teacher the method chose (its config's ``teacher_profile``),
         # else from the task's profile, which a method without that setting records here.
         profile = self._profile(config.get("teacher_profile"))
         soft = None
         if strategy.labels is LabelSource.ARCHIVE_LOGITS:
-            soft = self.teacher_logits(videos, profile=profile or PROTOCOL_PROFILE)
+            soft = self.teacher_logits(videos, profile=profile or PROTOCOL_PROFILE,
+                                       formation=self.formation(config.get("formation"),
+                                                                method.name))
         # A method without the setting that used a profile's teacher (for soft labels, or as
         # EDC asks ``task.teacher``) records it, so its results are never taken for the protocol
         # teacher's.

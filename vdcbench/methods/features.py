@@ -9,6 +9,12 @@ every selection method asks it before choosing: "does this class have enough vid
 how they pick rows from a class's features. The features of the whole train split are cached in
 the task's artifact store, keyed by the teacher's sha256 and the protocol.
 
+On a temporal track (T frames other than the protocol's 8) a method stores each chosen video's
+centred T-frame window, and its feature is the teacher's feature of the clips the track's
+formation forms from that window without chance (the centred 8-frame window under
+``slide-window``, the mean over the T / 8 segments under ``segment``, the interpolated clip under
+an interpolation): the instance is judged as the evaluation will see it.
+
 The teacher-based methods take their teacher's profile from their config (``teacher_profile``:
 ``protocol``, or a declared profile such as ``cpu``); :func:`method_teacher` loads it and
 :func:`recorded_method` writes the resolved profile, name and hash, into the manifest's config.
@@ -31,6 +37,7 @@ from vdcbench.methods.base import CondensationTask, Method
 from vdcbench.protocol import PROTOCOL_PROFILE, Protocol, TeacherProfile, teacher_profile
 from vdcbench.train.teacher import Teacher
 from vdcbench.train.augment import Normalize, center_crop, to_unit_float
+from vdcbench.train.formation import Formation, form_clips, mean_by_owner
 
 
 def resolve_profile(protocol: Protocol, value: str) -> TeacherProfile | None:
@@ -76,8 +83,14 @@ def centred_clips(split: VideoSplit, indices: np.ndarray, protocol: Protocol, fr
 @torch.no_grad()
 def teacher_features(net: nn.Module, split: VideoSplit, indices: np.ndarray, protocol: Protocol,
                      batch_size: int = 50, device: str | torch.device = "cpu",
-                     progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
-    """The teacher's pooled feature of each video's centred protocol window: float32 (N, D)."""
+                     progress: Callable[[int, int], None] | None = None,
+                     frames: int | None = None,
+                     formation: Formation | None = None) -> torch.Tensor:
+    """The teacher's pooled feature of each video's centred protocol window: float32 (N, D).
+
+    With ``frames`` and a ``formation`` (a temporal track): of each video's centred
+    ``frames``-frame window, formed into clips without chance, a clip's features averaged over
+    its instance's clips."""
     if not callable(getattr(net, "embed", None)):
         raise VdcError(f"the teacher {type(net).__name__} has no pooled feature (`embed`) to "
                        f"select in")
@@ -89,9 +102,16 @@ def teacher_features(net: nn.Module, split: VideoSplit, indices: np.ndarray, pro
     try:
         for start in range(0, len(indices), batch_size):
             # Clips are cut per batch so the whole split never sits in memory as float.
-            clips = centred_clips(split, indices[start:start + batch_size], protocol,
-                                  protocol.sampling.frames)
-            out.append(net.embed(normalize(to_unit_float(clips.to(device)))).float().cpu())
+            if formation is None or formation.name == "none":
+                clips = centred_clips(split, indices[start:start + batch_size], protocol,
+                                      protocol.sampling.frames)
+                out.append(net.embed(normalize(to_unit_float(clips.to(device)))).float().cpu())
+            else:
+                windows = centred_clips(split, indices[start:start + batch_size], protocol,
+                                        frames or protocol.sampling.frames)
+                formed = form_clips(windows, formation)
+                embedded = net.embed(normalize(to_unit_float(formed.clips.to(device)))).float()
+                out.append(mean_by_owner(embedded.cpu(), formed.owners))
             if progress is not None:
                 progress(min(start + batch_size, len(indices)), len(indices))
     finally:
@@ -102,20 +122,27 @@ def teacher_features(net: nn.Module, split: VideoSplit, indices: np.ndarray, pro
 
 
 def split_features(task: CondensationTask, batch_size: int = 50,
-                   profile: TeacherProfile | None = None) -> torch.Tensor:
-    """Teacher features of every train video, cached in ``task.artifacts`` by teacher and protocol.
+                   profile: TeacherProfile | None = None,
+                   formation: Formation | None = None) -> torch.Tensor:
+    """Teacher features of every train video, cached in ``task.artifacts`` by teacher and protocol
+    (and, on a temporal track, its frames and ``formation``).
 
     The key names no method or IPC: the features are the teacher's, so any run that shares the
     artifact store (another label strategy, a rerun) reuses them.
     """
     teacher, split = method_teacher(task, "minic3d", profile), task.train
     key = f"teacher-features-p{task.protocol.short_hash}-{teacher.net_name}-{teacher.sha256[:16]}"
+    temporal = formation is not None and formation.name != "none"
+    if temporal:
+        key += f"-t{task.track.frames}-{formation.id}"
     cached = task.artifacts.get_tensors(key)
     if cached is not None and torch.equal(cached["labels"], split.labels.to(torch.int64)):
         return cached["features"]
     features = teacher_features(teacher.net, split, np.arange(len(split)), task.protocol,
                                 batch_size, task.device,
-                                progress=lambda done, total: task.progress(done, total, "videos"))
+                                progress=lambda done, total: task.progress(done, total, "videos"),
+                                frames=task.track.frames if temporal else None,
+                                formation=formation if temporal else None)
     task.artifacts.put_tensors(key, {"features": features, "labels": split.labels.to(torch.int64)})
     return features
 
@@ -126,16 +153,18 @@ Picker = Callable[[torch.Tensor, int, int], np.ndarray]
 
 def select_in_feature_space(method: Method, task: CondensationTask, pick: Picker,
                             batch_size: int) -> CondensedSet:
-    """Per class, ``pick`` IPC videos by their teacher features; store their centred windows."""
+    """Per class, ``pick`` IPC videos by their teacher features (of the clips the track's
+    formation forms); store their centred windows of the track's frames."""
     started = time.perf_counter()
     split, ipc = task.train, task.track.ipc
+    formation = task.formation(getattr(method.config, "formation", ""), method.name)
     classes = split.num_classes
     # Every class is checked before the teacher is loaded: a too-large IPC fails at once.
     members = [class_members(split, label, ipc, f"{method.name} at IPC {ipc}")
                for label in range(classes)]
     profile = resolve_profile(task.protocol, getattr(method.config, "teacher_profile",
                                                       PROTOCOL_PROFILE))
-    features = split_features(task, batch_size, profile)
+    features = split_features(task, batch_size, profile, formation)
     clips, labels = [], []
     for label in range(classes):
         chosen = members[label][pick(features[members[label]], ipc, label)]

@@ -22,6 +22,12 @@ Deviations from the reference (recorded in protocol/CHANGELOG.md):
 - As in DeepCore, a video starts as "not correct", so a video never learned has 0 events and is
   kept last; Toneva et al. rank never-learned examples as forgotten infinitely often.
 - ``epochs=0`` (the default) means the recipe's epochs; the archive records the resolved number.
+
+On a temporal track of T frames each video is stored as its centred T-frame window, and the
+counting MiniC3D trains on the clips the track's formation forms from that window without chance
+(the centred 8-frame window under ``slide-window``; each of the T / 8 segments, an example of its
+own, under ``segment``; the interpolated clip under an interpolation): a video's events are the
+sum over its clips.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ from vdcbench.methods.features import centred_clips
 from vdcbench.models import build_net
 from vdcbench.core.randomness import STREAM_METHOD, torch_seed
 from vdcbench.train.checkpoint import FitCheckpoint
+from vdcbench.train.formation import Formation, form_clips
 from vdcbench.train.sources import StoredClips
 from vdcbench.train.teacher import teacher_fit_config
 from vdcbench.train.trainer import FitConfig, Trainer
@@ -135,6 +142,12 @@ class Forgetting(Method):
     class Config:
         epochs: int = 0         # 0: the protocol teacher recipe's epochs
         augment: bool = False   # the recipe's random crop and flip instead of a fixed view
+        # Temporal formation on a track of other than 8 frames (segment, slide-window,
+        # interpolate-duplicate, interpolate-linear, interpolate-linear-w4): the clips the
+        # counting MiniC3D trains on, formed from each video's centred T-frame window, and
+        # recorded for evaluation; empty: the track's default (slide-window above 8 frames,
+        # interpolate-linear below; none at 8).
+        formation: str = ""
 
         def __post_init__(self) -> None:
             if self.epochs < 0:
@@ -145,11 +158,12 @@ class Forgetting(Method):
         split, ipc, protocol = task.train, task.track.ipc, task.protocol
         recipe = protocol.teacher_recipe(task.dataset, "minic3d")
         resolved = dataclasses.replace(self.config, epochs=self.config.epochs or recipe.epochs)
+        formation = task.formation(resolved.formation, self.name)
         classes = split.num_classes
         # Fail on a too-small class before the (long) training, not after it.
         members = [class_members(split, label, ipc, f"forgetting at IPC {ipc}")
                    for label in range(classes)]
-        events = self._events(task, resolved, recipe)
+        events = self._events(task, resolved, recipe, formation)
         clips, labels = [], []
         for label in range(classes):
             chosen = members[label][most_forgotten(events[members[label]], ipc, task.rng(label))]
@@ -158,30 +172,44 @@ class Forgetting(Method):
         return task.finish(Forgetting(resolved), torch.cat(clips), torch.tensor(labels),
                            wall_seconds=time.perf_counter() - started)
 
-    def _events(self, task: CondensationTask, config: "Forgetting.Config", recipe) -> np.ndarray:
+    def _events(self, task: CondensationTask, config: "Forgetting.Config", recipe,
+                formation: Formation) -> np.ndarray:
         """Forgetting events per train video, from the artifact cache or a training run."""
 
         split, protocol = task.train, task.protocol
         view = "aug" if config.augment else "fixed"
         key = f"forgetting-events-p{protocol.short_hash}-e{config.epochs}-{view}-s{task.seed}"
+        temporal = formation.name != "none"
+        if temporal:
+            key += f"-t{task.track.frames}-{formation.id}"
         cached = task.artifacts.get_tensors(key)
         if cached is not None and torch.equal(cached["labels"], split.labels.to(torch.int64)):
             return cached["events"].numpy()
         fit = teacher_fit_config(protocol, task.dataset, recipe, config.epochs)
         if not config.augment:
             fit = fixed_view_config(fit)
-        clips = centred_clips(split, np.arange(len(split)), protocol, protocol.sampling.frames,
-                              crop=not config.augment)
+        labels, owners = split.labels, None
+        if not temporal:
+            clips = centred_clips(split, np.arange(len(split)), protocol,
+                                  protocol.sampling.frames, crop=not config.augment)
+        else:
+            windows = centred_clips(split, np.arange(len(split)), protocol, task.track.frames,
+                                    crop=not config.augment)
+            formed = form_clips(windows, formation)
+            clips, owners = formed.clips, formed.owners
+            labels = split.labels[torch.from_numpy(owners)]
         # The method must not disturb the caller's global generator (the trainer reseeds it).
         with torch.random.fork_rng():
             torch.manual_seed(torch_seed(task.seed, STREAM_METHOD))
             net = build_net(protocol.net("minic3d"), task.dataset.num_classes)
             # An hour of training on a CPU: resumable, epoch by epoch, if the run is stopped.
             resume = FitCheckpoint(task.artifacts, f"{key}-resume")
-            events = count_forgetting(net, clips, split.labels, fit, task.seed, task.device,
+            events = count_forgetting(net, clips, labels, fit, task.seed, task.device,
                                       progress=lambda done, total, _: task.progress(done, total,
                                                                                     "epochs"),
                                       checkpoint=resume)
+        if owners is not None:
+            events = np.bincount(owners, weights=events, minlength=len(split)).astype(np.int64)
         task.artifacts.put_tensors(key, {"events": torch.from_numpy(events),
                                          "labels": split.labels.to(torch.int64)})
         resume.clear()

@@ -74,6 +74,11 @@ class Herding(Method):
         # (protocol/teacher-profiles.toml, e.g. "cpu"); the manifest records its name and hash.
         teacher_profile: str = "protocol"
         criterion: str = "argmin"   # "argmax": DeepCore's herding, as the study ran it
+        # Temporal formation on a track of other than 8 frames (segment, slide-window,
+        # interpolate-duplicate, interpolate-linear, interpolate-linear-w4): the clips the
+        # teacher judges each T-frame window by, recorded for evaluation; empty: the track's
+        # default (slide-window above 8 frames, interpolate-linear below; none at 8).
+        formation: str = ""
 
         def __post_init__(self) -> None:
             if self.batch_size < 1:

@@ -27,6 +27,13 @@ Deviations from the reference (recorded in protocol/CHANGELOG.md):
   (and ``synthetic``) values 70 and 5.
 - ``min_scale`` (default 0.08, the reference's) is a key of ours for ablations: 1.0 keeps whole
   frames (only the flip and the window vary).
+
+On a temporal track of T frames the candidates are T-frame windows (starts spread over
+``0 .. L - 1 - (T - 1)·interval``), and the teacher scores each view through the track's
+formation without chance, as the reference scores after its ``Interpolate``: the centred 8-frame
+window under ``slide-window`` (the reference draws a random one), the mean cross-entropy of the
+T / 8 segments under ``segment``, the interpolated clip under an interpolation. The stored
+instance is the whole T-frame view.
 """
 
 from __future__ import annotations
@@ -47,6 +54,7 @@ from vdcbench.methods.features import method_teacher, recorded_method, resolve_p
 from vdcbench.data.splits import FrameSource, VideoSplit, as_frame_source, class_members
 from vdcbench.train.augment import (CropBoxes, Normalize, apply_crops, random_resized_crop_box,
                                     to_unit_float)
+from vdcbench.train.formation import Formation, form_clips, mean_by_owner
 
 
 @dataclass(frozen=True)
@@ -72,6 +80,8 @@ class ViewSpec:
     interval: int | None    # one frame step for all; None: per video (Candidates.intervals)
     size: int               # side of a stored view (crop // factor)
     input_size: int         # side the teacher sees; views are zero-padded up to it
+    # How the teacher sees a view of ``frames`` frames (a temporal track); None: as it is.
+    formation: Formation | None = None
 
 
 @dataclass(frozen=True)
@@ -139,8 +149,16 @@ def render_views(videos: VideoSplit | FrameSource | torch.Tensor, video_ids: np.
 
 @torch.no_grad()
 def score_views(net: nn.Module, views: torch.Tensor, label: int, normalize: Normalize,
-                input_size: int, device: str | torch.device = "cpu") -> torch.Tensor:
-    """The teacher's cross-entropy of each view on ``label`` (views padded to ``input_size``)."""
+                input_size: int, device: str | torch.device = "cpu",
+                formation: Formation | None = None) -> torch.Tensor:
+    """The teacher's cross-entropy of each view on ``label`` (views padded to ``input_size``).
+
+    With a ``formation`` the teacher judges the clips it forms from each view without chance; a
+    view's loss is the mean over its clips (its segments)."""
+    if formation is not None and formation.name != "none":
+        formed = form_clips(views, formation)
+        losses = score_views(net, formed.clips, label, normalize, input_size, device)
+        return mean_by_owner(losses, formed.owners)
     x = normalize(to_unit_float(views.to(device)))
     pad = input_size - x.shape[-1]
     if pad > 0:
@@ -169,7 +187,8 @@ def select_class(net: nn.Module, videos: VideoSplit | torch.Tensor, label: int,
             views = render_views(videos, candidates.video_ids[pos], candidates.starts[pos, win],
                                  candidates.boxes[pos, win], candidates.flips[pos, win], spec,
                                  steps)
-            batch = score_views(net, views, label, normalize, spec.input_size, device).numpy()
+            batch = score_views(net, views, label, normalize, spec.input_size, device,
+                                spec.formation).numpy()
             for row, (p, w) in enumerate(zip(pos, win)):
                 # Strictly lower: the first window wins ties, as best_windows' argmin does.
                 if batch[row] < losses[p].min():
@@ -225,6 +244,11 @@ class RDED(Method):
         # Whose teacher scores: "protocol" (the protocol teacher) or a declared teacher profile
         # (protocol/teacher-profiles.toml, e.g. "cpu"); the manifest records its name and hash.
         teacher_profile: str = "protocol"
+        # Temporal formation on a track of other than 8 frames (segment, slide-window,
+        # interpolate-duplicate, interpolate-linear, interpolate-linear-w4): the clips the
+        # teacher judges each T-frame window by, recorded for evaluation; empty: the track's
+        # default (slide-window above 8 frames, interpolate-linear below; none at 8).
+        formation: str = ""
 
         def __post_init__(self) -> None:
             for key in ("mipc", "num_crop", "factor", "batch_size"):
@@ -245,6 +269,7 @@ class RDED(Method):
             raise VdcError(f"rded mipc={cfg.mipc} draws fewer videos per class than it keeps "
                            f"(IPC {ipc} x factor {factor}^2 = {per_class})")
         classes = split.num_classes
+        formation = task.formation(cfg.formation, self.name)
         # Every class is checked before the teacher is loaded: a too-large IPC fails at once.
         what = f"rded at IPC {ipc}" + (f" x factor {factor}^2" if factor > 1 else "")
         members = [class_members(split, label, per_class, what) for label in range(classes)]
@@ -254,7 +279,8 @@ class RDED(Method):
         normalize = Normalize(trainer.normalize_mean, trainer.normalize_std)
         # Each video has its own frame step and windows: they follow from its length.
         spec = ViewSpec(frames=task.track.frames, interval=None, size=crop // factor,
-                        input_size=crop)
+                        input_size=crop,
+                        formation=None if formation.name == "none" else formation)
         height, width = split.frame_size
         instances, labels = [], []
         for label in range(classes):

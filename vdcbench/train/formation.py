@@ -265,6 +265,17 @@ def form_clips(videos: torch.Tensor, formation: Formation, rng: Draws = None) ->
     return FormedClips(clips, owners)
 
 
+def mean_by_owner(values: torch.Tensor, owners: np.ndarray) -> torch.Tensor:
+    """Per instance, the mean of its clips' rows of ``values`` (B·S, ...) -> (B, ...), instances
+    in order 0 .. max(owners): one feature, logit or loss per instance under ``segment``."""
+    owners_t = torch.from_numpy(np.asarray(owners, dtype=np.int64)).to(values.device)
+    count = int(owners_t.max()) + 1 if owners_t.numel() else 0
+    sums = torch.zeros((count, *values.shape[1:]), dtype=values.dtype, device=values.device)
+    sums.index_add_(0, owners_t, values)
+    per = torch.bincount(owners_t, minlength=count).to(values.dtype)
+    return sums / per.reshape(-1, *([1] * (values.ndim - 1)))
+
+
 def clip_ids(indices: np.ndarray, per_instance: int) -> np.ndarray:
     """Keys of the clips instances ``indices`` yield (for their crop draws): the instance index
     itself when it yields one clip, ``index * S + s`` for its S segments."""
