@@ -69,21 +69,29 @@ def _bars(table: StudyTable, axes) -> None:
 
 
 def _lines(table: StudyTable, axes) -> None:
-    series: dict[str, list[tuple[int, float, float]]] = {}
+    series: dict[tuple[str, str], list[tuple[int, float, float]]] = {}
     paper: dict[str, list[tuple[int, float]]] = {}
     for (row, column), cell in table.pivot.cells.items():
         values = table.axes[(row, column)]
-        name = " ".join([row] + [values[a] for a in table.study.columns if a != "ipc"])
-        series.setdefault(name, []).append((int(values["ipc"]), cell.mean, cell.std))
+        rest = " ".join(values[a] for a in table.study.columns if a != "ipc")
+        series.setdefault((row, rest), []).append((int(values["ipc"]), cell.mean, cell.std))
     for column, by_row in table.paper.items():
         for row, figure in by_row.items():
             at = dict(figure.at)
             name = " ".join([row] + [at[a] for a in table.study.columns if a != "ipc"])
             paper.setdefault(name, []).append((int(at["ipc"]), figure.value))
-    for name, points in sorted(series.items()):
+    # Figure 4's reading: a colour per method (row), a line style per label strategy.
+    rows = [r for r in table.pivot.rows if any(r == row for row, _ in series)]
+    rests = sorted({rest for _, rest in series}, key=lambda r: (r not in table.study.labels,
+                   table.study.labels.index(r) if r in table.study.labels else 0, r))
+    styles = ["-", "--", ":", "-."]
+    for (row, rest), points in sorted(series.items(),
+                                      key=lambda kv: (rows.index(kv[0][0]), rests.index(kv[0][1]))):
         points.sort()
         axes.errorbar([p[0] for p in points], [p[1] for p in points], [p[2] for p in points],
-                      marker="o", capsize=2, label=name)
+                      marker="o", capsize=2, label=f"{row} {rest}".strip(),
+                      color=f"C{rows.index(row) % 10}",
+                      linestyle=styles[rests.index(rest) % len(styles)])
     for n, (name, points) in enumerate(sorted(paper.items())):
         points.sort()
         axes.plot([p[0] for p in points], [p[1] for p in points], "x--", color="black",
