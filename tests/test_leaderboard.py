@@ -462,8 +462,11 @@ def test_readme_and_page_content(study, teachers, tmp_path):
 
     build(study, tmp_path, teachers_dir=teachers)
     readme = (tmp_path / "README.md").read_text()
-    assert "| selection | hard | random | 31.0 ± 1.0 (n=3) | ref. |" in readme
-    assert "| selection | soft | rded | **41.0 ± 1.0** (n=3) | – |" in readme
+    assert "| selection | hard | random | 31.0 ± 1.0 (n=3, self-reported) | ref. |" in readme
+    assert "| selection | soft | rded | **41.0 ± 1.0** (n=3, self-reported) | – |" in readme
+    # Beside each entry's numbers, who vouches for them.
+    assert ("| minic3d 31.0 ± 1.0 (n=3) | self-reported by A. Tester (cpu, torch threads 2, "
+            "torch 2.9.0) |") in readme
     assert "| selection | soft | random (no entry) |" in readme
     assert "| full data | – | full data (protocol teacher) | 90.0 (n=1) |" in readme
     assert "IPC 1 (0.31 %)" in readme and "study variant 'cutmix'" in readme
@@ -495,6 +498,9 @@ def test_readme_and_page_content(study, teachers, tmp_path):
     for entry in validate_entries(study):
         assert f'id="entry-{entry.id}"' in page
     assert 'id="filter-labels"' in page and 'id="filter-net"' in page
+    assert 'id="filter-status"' in page and page.count('<td class="status"') == len(STUDY) + 1
+    assert all(s["status"] == "self-reported" and s["by"] in ("A. Tester", "unnamed submitter")
+               for s in data["statuses"].values())
 
 
 def _table(study, teachers, net="minic3d"):
@@ -628,6 +634,12 @@ def test_page_in_headless_chromium(study, teachers, tmp_path):
                     "static checks run in test_readme_and_page_content")
     from vdcbench.leaderboard.build import build
 
+    # Two entries earn statuses (herding: verified; RDED hard: reproduced), the rest stay
+    # self-reported: the page shows each beside the entry's numbers and filters on it.
+    study = copy_study(study, tmp_path)
+    statuses = {"herding-ipc1-t8-hard": "verified", "rded-ipc1-t8-hard": "reproduced"}
+    for prefix, status in statuses.items():
+        _give_status(first_entry(study, prefix), status)
     build(study, tmp_path / "lb", teachers_dir=teachers)
     page = (tmp_path / "lb" / "index.html").resolve()
     # The screenshot is the test's artefact: kept where VDCBENCH_TEST_ARTEFACTS says (CI).
@@ -647,6 +659,22 @@ def test_page_in_headless_chromium(study, teachers, tmp_path):
     assert report["sorted_desc"] and report["sorted_asc"]
     assert report["entries"] == len(STUDY) + 1 and report["images"] == 2 + 7
     assert all(f["only_matching"] and f["visible"] > 0 for f in report["filters"].values())
+
+    # Every entry shows its status on screen, and the status filter keeps exactly its entries.
+    shown = report["statuses"]
+    assert len(shown) == len(STUDY) + 1 and all(s and s["visible"] for s in shown.values())
+    expected = {entry_id: next((s for p, s in statuses.items() if entry_id.startswith(p)),
+                               "self-reported") for entry_id in shown}
+    assert {k: v["status"] for k, v in shown.items()} == expected
+    herding = next(v for k, v in shown.items() if k.startswith("herding-ipc1-t8-hard"))
+    assert herding["text"].startswith("verified") and "minic3d s0" in herding["text"]
+    rded = next(v for k, v in shown.items() if k.startswith("rded-ipc1-t8-hard"))
+    assert "another thread count (1 here, 2 claimed)" in rded["text"]
+    filters = report["status_filters"]
+    assert set(filters) == {"verified", "reproduced", "self-reported"}
+    for status, seen in filters.items():
+        assert seen["entries"] == sorted(k for k, v in expected.items() if v == status), status
+        assert seen["lit_cells"] > 0 and seen["cells_hold_it"], (status, seen)
 
     # No table sticks out of the box it scrolls in, and the page is no wider than the window.
     layout = report["layout"]
@@ -680,6 +708,23 @@ def test_page_in_headless_chromium(study, teachers, tmp_path):
                                     page.as_uri()],
                           capture_output=True, text=True, timeout=120)
     assert shot.returncode == 0 and (artefacts / "leaderboard-page.png").is_file()
+
+
+def _give_status(path: Path, status: str) -> None:
+    """Write a (valid) verified or reproduced status into the entry at ``path``."""
+    from vdcbench.leaderboard.verification import CheckedSeed, Status, Verification
+
+    entry = Entry.from_disk(path)
+    seed = entry.net("minic3d").seeds[0]
+    reproduced = status == "reproduced"
+    dataclasses.replace(entry, verification=Verification(
+        status=Status(status), archive_sha256=entry.archive.sha256, by="CI",
+        where="cpu, torch threads 1, torch 2.9.0, test CPU",
+        reason="another thread count (1 here, 2 claimed)" if reproduced else None,
+        tolerance=2.0 if reproduced else None,
+        checked=(CheckedSeed("minic3d", seed.seed, seed.weights_sha256, seed.top1,
+                             0.5 if reproduced else 0.0),), vdcbench="0.1.0")
+    ).to_disk(path.parents[2], replace=True)
 
 
 # ------------------------------------------------------------------------------- diff

@@ -165,6 +165,9 @@ def verify_cmd(targets: tuple[str, ...], root: Path, records: tuple[Path, ...],
     claims = [_claim(t, root, records, archive) for t in targets]
     if write_status and any(c.entry is None for c in claims):
         raise VdcError("--write-status writes into an entry; an archive with records has none")
+    from vdcbench.leaderboard.verify import planned
+    for claim in claims:          # what cannot be asked of a claim is refused before any work
+        planned(claim, options)
     reports = [_run(claim, options) for claim in claims]
     out.print(summary_line(reports))
     if write_status and all(r.ok for r in reports):

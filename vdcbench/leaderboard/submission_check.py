@@ -94,7 +94,7 @@ def check_submission(root: str | os.PathLike[str], changed: Sequence[str], *,
     prefix = root.resolve().name
     in_root = [_under(p, prefix) for p in changed]
     in_root = [p for p in in_root if p is not None]
-    board = [p for p in changed if _under(p, Path(leaderboard).name) is not None]
+    board = [b for b in (_under(p, Path(leaderboard).name) for p in changed) if b is not None]
 
     entries = changed_entries(root, in_root)
     for path in entries:

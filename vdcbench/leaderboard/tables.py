@@ -36,6 +36,7 @@ from vdcbench.core.json_values import parse_json_strict
 from vdcbench.core.stats import Spread
 from vdcbench.leaderboard.entry import RANDOM_METHOD, Entry, NetResults
 from vdcbench.leaderboard.ties import compare
+from vdcbench.leaderboard.verification import Status, status_of
 from vdcbench.protocol import Protocol, load_protocol
 
 KIND_ORDER = ("selection", "distillation")
@@ -79,10 +80,17 @@ class TableCell:
     best_in_kind: bool = False
     tied_with_best: bool = False
     gain: float | None = None           # over the Random cell of the same track and labels
+    # Every verification status among the cell's entries, strongest first; the cell is only as
+    # vouched for as its weakest (``status``).
+    statuses: tuple[str, ...] = ()
 
     @property
     def n(self) -> int:
         return len(self.values)
+
+    @property
+    def status(self) -> str:
+        return self.statuses[-1] if self.statuses else Status.SELF_REPORTED.value
 
     def to_dict(self) -> dict[str, Any]:
         return {"track": self.track, "entries": list(self.entry_ids), "values": list(self.values),
@@ -90,7 +98,8 @@ class TableCell:
                 "mean": self.mean, "std": self.std, "n": self.n,
                 "archive_bytes": self.archive_bytes, "best": self.best,
                 "best_in_kind": self.best_in_kind, "tied_with_best": self.tied_with_best,
-                "gain_over_random": self.gain}
+                "gain_over_random": self.gain, "status": self.status,
+                "statuses": list(self.statuses)}
 
 
 @dataclass(frozen=True)
@@ -224,10 +233,12 @@ def _cell(track: str, members: Sequence[tuple[Entry, Mapping[int, float]]]) -> T
     seeds = sorted({s for _, by_seed in members for s in by_seed})
     by_seed = {s: Spread.of(m[s] for _, m in members if s in m).mean for s in seeds}
     spread = Spread.of(values)
+    statuses = sorted({status_of(e).status for e, _ in members}, key=lambda s: -s.rank)
     return TableCell(
         track=track, entry_ids=tuple(e.id for e, _ in members), values=values, by_seed=by_seed,
         mean=spread.mean, std=spread.std,
-        archive_bytes=Spread.of(e.archive.bytes for e, _ in members).mean)
+        archive_bytes=Spread.of(e.archive.bytes for e, _ in members).mean,
+        statuses=tuple(s.value for s in statuses))
 
 
 def _row_order(protocol: Protocol):

@@ -120,9 +120,9 @@ def check_entry(entry: Entry, path: Path, root: Path, *, read_archives: bool = T
         label_strategy=entry.label_strategy, method=entry.method.name,
         method_kind=entry.method.kind) + (
         ("protocol hash", entry.protocol_sha256, loaded.manifest.protocol_sha256),
-        ("external data", list(entry.external_data), list(loaded.manifest.external_data)),
-        ("external weights", list(entry.external_weights),
-         list(loaded.manifest.external_weights))))
+        ("external data", _listed(entry.external_data), _listed(loaded.manifest.external_data)),
+        ("external weights", _listed(entry.external_weights),
+         _listed(loaded.manifest.external_weights))))
     if wrong is not None:
         what, claimed, actual = wrong
         raise VdcError(f"{where}: says {what} {shown(claimed)!r} but its archive says "
@@ -167,6 +167,10 @@ def check_declarations(entry: Entry, where: str) -> None:
         raise VdcError(f"{where}: {problem} but the entry declares none; declare it in the "
                        "archive's manifest (CondensedSet external_data / external_weights) "
                        "and resubmit")
+
+
+def _listed(sources: Iterable[str]) -> str:
+    return "; ".join(sources) or "none"
 
 
 def manifest_claims(manifest: Mapping[str, Any], *, dataset: str, track: str,

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from vdcbench.leaderboard.render.gallery import GalleryImage
 from vdcbench.leaderboard.render.plots import Plot
 from vdcbench.leaderboard.tables import Leaderboard
+from vdcbench.leaderboard.verification import status_of
 from vdcbench.leaderboard.ties import ALPHA, MIN_PAIRS, MIN_PERMUTATION_PAIRS
 
 LEADERBOARD_FORMAT = "vdcbench-leaderboard"
@@ -31,6 +32,8 @@ def render_json(board: Leaderboard, plots: Mapping[str, Sequence[Plot]],
         "gallery": {image.path: [e.id for e in image.entries]
                     for image in sorted(gallery, key=lambda image: image.path)},
         "entries": [e.to_dict() for e in board.entries],
+        # Every entry's status, an entry without one read as what it is (self-reported).
+        "statuses": {e.id: status_of(e).to_dict() for e in board.entries},
         "unranked": [{"entry": u.entry.id, "reason": u.reason} for u in board.unranked],
     }
     return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False,

@@ -8,8 +8,8 @@ from collections.abc import Mapping, Sequence
 from vdcbench.leaderboard.entry import Entry
 from vdcbench.leaderboard.render.plots import Plot
 from vdcbench.leaderboard.render.text import (cell_count, cell_gain, cell_value, condensation,
-                                              entry_figures, labels_label, legend, method_label,
-                                              percent)
+                                              entry_figures, entry_status, labels_label, legend,
+                                              method_label, percent)
 from vdcbench.leaderboard.tables import Leaderboard, Table
 from vdcbench.protocol import load_protocol
 
@@ -84,15 +84,16 @@ def _md_table(table: Table) -> list[str]:
 
 def _entries(entries: Sequence[Entry]) -> list[str]:
     lines = ["## Entries", "",
-             "| Entry | Method | Kind | Labels | Track | Variant | Top-1 % per net | Archive | "
-             "Stored bytes | Condensation | Authors |",
-             "|:--|:--|:--|:--|:--|:--|:--|:--|--:|:--|:--|"]
+             "| Entry | Method | Kind | Labels | Track | Variant | Top-1 % per net | Status | "
+             "Archive | Stored bytes | Condensation | Authors |",
+             "|:--|:--|:--|:--|:--|:--|:--|:--|:--|--:|:--|:--|"]
     for e in entries:
         lines.append("| " + " | ".join([
             f"`{e.id}`", _md(e.method.name), e.method.kind,
             _md(labels_label(e.label_strategy, e.teacher_sha256)), e.track,
             e.variant if e.epochs == _protocol_epochs(e) else f"{e.variant}, {e.epochs} epochs",
-            _md(entry_figures(e)), _archive_cell(e), f"{e.archive.bytes:,}",
+            _md(entry_figures(e)), _md(entry_status(e)), _archive_cell(e),
+            f"{e.archive.bytes:,}",
             _md(condensation(e)), _md(", ".join(e.method.authors) or "–")]) + " |")
     lines.append("")
     return lines
@@ -104,10 +105,11 @@ def _unranked(board: Leaderboard) -> list[str]:
     lines = ["## Not ranked", "",
              "Study variants, shortened schedules and unofficial tracks: measured and kept, "
              "never set beside the ranked cells.", "",
-             "| Entry | Data set | Reason | Top-1 % per net |", "|:--|:--|:--|:--|"]
+             "| Entry | Data set | Reason | Top-1 % per net | Status |",
+             "|:--|:--|:--|:--|:--|"]
     for u in board.unranked:
         lines.append(f"| `{u.entry.id}` | {u.entry.dataset} | {_md(u.reason)} | "
-                     f"{_md(entry_figures(u.entry))} |")
+                     f"{_md(entry_figures(u.entry))} | {_md(entry_status(u.entry))} |")
     lines.append("")
     return lines
 

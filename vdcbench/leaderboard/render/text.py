@@ -6,6 +6,7 @@ from vdcbench.core.stats import format_mean_std
 from vdcbench.leaderboard.entry import Entry, NetResults
 from vdcbench.leaderboard.tables import Row, TableCell, net_rank
 from vdcbench.leaderboard.ties import ALPHA, MIN_PAIRS, MIN_PERMUTATION_PAIRS
+from vdcbench.leaderboard.verification import STATUS_ORDER, status_of
 from vdcbench.protocol import load_protocol
 
 
@@ -19,7 +20,17 @@ def cell_value(cell: TableCell) -> str:
 
 def cell_count(cell: TableCell) -> str:
     sets = len(cell.entry_ids)
-    return f"n={cell.n}" + (f", {sets} sets" if sets > 1 else "")
+    return f"n={cell.n}" + (f", {sets} sets" if sets > 1 else "") + f", {cell.status}"
+
+
+def statuses() -> tuple[str, ...]:
+    """The verification statuses, strongest first (the filter's choices)."""
+    return tuple(s.value for s in STATUS_ORDER)
+
+
+def entry_status(entry: Entry) -> str:
+    """An entry's status as a reader needs it: the status, who vouches, where."""
+    return status_of(entry).label
 
 
 def cell_gain(row: Row, cell: TableCell | None) -> str:
@@ -73,4 +84,8 @@ def legend() -> str:
         f"sign (fewer than {MIN_PAIRS} paired seeds: tied); with {MIN_PERMUTATION_PAIRS} or more "
         f"paired seeds, an exact paired sign-flip test at {float(ALPHA) * 100:g} %. Only "
         "official results (protocol schedule, official variant, official tracks) are ranked; a "
-        "table never mixes protocol hashes, data-set stores, nets or metrics.")
+        "table never mixes protocol hashes, data-set stores, nets or metrics. Beside each "
+        "number, who vouches for it: verified (re-scored from the archive by `vdcbench "
+        "verify`, bit for bit), reproduced (re-scored within a stated tolerance, for a stated "
+        "reason), self-reported (not re-scored: who ran it, and where); a cell pooling "
+        "entries shows its weakest.")

@@ -45,19 +45,27 @@
   }
   var labels = document.getElementById("filter-labels");
   var net = document.getElementById("filter-net");
+  var status = document.getElementById("filter-status");
+  function holds(element, name, wanted) {
+    var values = (element.getAttribute(name) || "").split(" ");
+    return !wanted || values.indexOf("*") >= 0 || values.indexOf(wanted) >= 0;
+  }
   function matches(element) {
-    var l = labels.value, n = net.value;
+    var l = labels.value;
     var rowLabels = element.getAttribute("data-labels");
-    var rowNets = (element.getAttribute("data-nets") || "").split(" ");
     var okLabels = !l || rowLabels === "*" || rowLabels === l;
-    var okNet = !n || rowNets.indexOf("*") >= 0 || rowNets.indexOf(n) >= 0;
-    return okLabels && okNet;
+    return okLabels && holds(element, "data-nets", net.value) &&
+      holds(element, "data-statuses", status.value);
   }
   function apply() {
     var shown = 0;
     document.querySelectorAll("[data-filter]").forEach(function (el) {
       el.hidden = !matches(el);
       if (!el.hidden && el.tagName === "TR" && !el.classList.contains("pinned")) { shown += 1; }
+    });
+    // A board cell pooling entries of several statuses stays lit when it holds the one chosen.
+    document.querySelectorAll("td[data-statuses]").forEach(function (cell) {
+      cell.classList.toggle("dim", !holds(cell, "data-statuses", status.value));
     });
     document.querySelectorAll("section.board").forEach(function (section) {
       section.hidden = !!net.value && section.getAttribute("data-net") !== net.value;
@@ -69,6 +77,7 @@
   });
   labels.addEventListener("change", apply);
   net.addEventListener("change", apply);
+  status.addEventListener("change", apply);
   apply();
   document.body.setAttribute("data-ready", "1");
 
@@ -150,6 +159,31 @@
       };
     });
     labels.value = ""; apply();
+    // Every entry shows its status, and the status filter keeps exactly the entries holding it.
+    report.statuses = {};
+    document.querySelectorAll("#entries tbody tr").forEach(function (row) {
+      var cell = row.querySelector("td.status");
+      report.statuses[row.id.slice("entry-".length)] = cell ? {
+        status: cell.getAttribute("data-status"), text: cell.textContent.trim(),
+        visible: cell.offsetWidth > 0 && cell.offsetHeight > 0 } : null;
+    });
+    report.status_filters = {};
+    Array.prototype.map.call(status.options, function (o) { return o.value; }).filter(Boolean)
+      .forEach(function (s) {
+        status.value = s; apply();
+        var rows = Array.prototype.filter.call(
+          document.querySelectorAll("#entries tbody tr"), function (r) { return !r.hidden; });
+        var cells = Array.prototype.filter.call(
+          document.querySelectorAll("section.board td[data-statuses]"),
+          function (c) { return !c.closest("tr").hidden && !c.classList.contains("dim"); });
+        report.status_filters[s] = {
+          entries: rows.map(function (r) { return r.id.slice("entry-".length); }).sort(),
+          lit_cells: cells.length,
+          cells_hold_it: cells.every(function (c) {
+            return c.getAttribute("data-statuses").split(" ").indexOf(s) >= 0; })
+        };
+      });
+    status.value = ""; apply();
     report.entries = document.querySelectorAll("#entries tbody tr").length;
     report.images = document.images.length;
     document.getElementById("selftest").textContent = JSON.stringify(report);
