@@ -145,13 +145,16 @@ def test_results_aggregates_records_over_seeds(tmp_path, random_ipc1):
     assert _run("results", tmp_path / "empty").exit_code == 2   # no records there
 
 
-def test_declared_temporal_track_writes_but_does_not_evaluate_yet(tmp_path):
+def test_declared_temporal_track_refuses_a_formation_that_cannot_form_it(tmp_path):
+    # Evaluating it end to end (interpolate-linear by default): tests/test_temporal_tracks.py.
     archive = tmp_path / "t4.tar"
     result = _run("run-baseline", "random", "--dataset", "synthetic", "--ipc", "8", "--frames",
                   "4", "-o", archive)
     assert result.exit_code == 0, result.output
-    result = CliRunner().invoke(main, ["evaluate", str(archive), "--epochs", "1"])
-    assert result.exit_code == 2 and "not built" in result.output
+    result = CliRunner().invoke(main, ["evaluate", str(archive), "--epochs", "1",
+                                       "--formation", "segment"])
+    assert result.exit_code == 2 and "segment needs a multiple of 8 frames" in result.output
+    assert len(result.output.strip().splitlines()) == 1
 
 
 @pytest.mark.slow   # about a minute; CI runs it in its `pytest -m slow` step
