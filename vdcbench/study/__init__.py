@@ -6,14 +6,27 @@ into cells and their commands; :mod:`.matching` finds a cell's stored records wh
 this process, or any back end with the same interface); :mod:`.runner` ties them together and
 writes the cells, the table (:mod:`.tables`, with the paper's own figures from :mod:`.paper`)
 and the plot (:mod:`.plot`).
+
+The names below are imported on first use: reading the studies file (a name's "did you mean")
+does not import torch.
 """
 
-from vdcbench.study.cells import CellCommand, Narrowing, StudyCell
-from vdcbench.study.executor import CellOutcome, Executor, InProcessExecutor, StudyProgress
-from vdcbench.study.runner import (StudyOptions, StudyOutputs, StudyPlan, plan_study, run_study,
-                                   write_outputs)
-from vdcbench.study.spec import Study, get_study, load_studies
+from __future__ import annotations
 
-__all__ = ["CellCommand", "CellOutcome", "Executor", "InProcessExecutor", "Narrowing",
-           "Study", "StudyCell", "StudyOptions", "StudyOutputs", "StudyPlan", "StudyProgress",
-           "get_study", "load_studies", "plan_study", "run_study", "write_outputs"]
+import importlib
+
+_EXPORTS = {
+    "CellCommand": "cells", "Narrowing": "cells", "StudyCell": "cells",
+    "CellOutcome": "executor", "Executor": "executor", "InProcessExecutor": "executor",
+    "StudyProgress": "executor",
+    "StudyOptions": "runner", "StudyOutputs": "runner", "StudyPlan": "runner",
+    "plan_study": "runner", "run_study": "runner", "write_outputs": "runner",
+    "Study": "spec", "get_study": "spec", "load_studies": "spec",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'vdcbench.study' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"vdcbench.study.{_EXPORTS[name]}"), name)
