@@ -49,6 +49,9 @@ def _claim(target: str, root: Path, records: tuple[Path, ...], archive: Path | N
     from vdcbench.leaderboard.entry import Entry
     from vdcbench.leaderboard.validate import check_entry
     entry = Entry.from_disk(entry_path)
+    # The submissions folder an entry sits in (<root>/<dataset>/<id>/entry.json) is where its
+    # archive path is relative to, and where a status is written back.
+    root = entry_path.resolve().parents[2]
     check_entry(entry, entry_path, root, read_archives=archive is None)
     return claim_from_entry(entry, root, archive)
 
@@ -172,7 +175,7 @@ def verify_cmd(targets: tuple[str, ...], root: Path, records: tuple[Path, ...],
     out.print(summary_line(reports))
     if write_status and all(r.ok for r in reports):
         for r in reports:
-            path = _write_status(r, by, device, root)
+            path = _write_status(r, by, device)
             out.print(f"wrote the {r.claim.entry.id} status into {path}")
     if not all(r.ok for r in reports):
         sys.exit(1)
@@ -190,7 +193,7 @@ def _run(claim, options):
                       on_check=lambda check: out.print("  " + seed_line(check)))
 
 
-def _write_status(report, by: str, device: str, root: Path) -> Path:
+def _write_status(report, by: str, device: str) -> Path:
     import dataclasses
 
     from vdcbench.leaderboard.verification import status_problem
@@ -202,7 +205,7 @@ def _write_status(report, by: str, device: str, root: Path) -> Path:
     if previous is not None and status_problem(entry, previous) is not None:
         previous = None
     updated = dataclasses.replace(entry, verification=merged_checked(previous, earned))
-    return updated.to_disk(root, replace=True)
+    return updated.to_disk(report.claim.root, replace=True)
 
 
 def _ci(root: Path, changed: Path, sample: Path | None, budget: float | None,

@@ -100,14 +100,15 @@ def check_submission(root: str | os.PathLike[str], changed: Sequence[str], *,
     for path in entries:
         note(f"changed entry: {path.relative_to(root).as_posix()}")
     checked = [_validated(root, path) for path in entries]
+    if checked:
+        records = _records_by_archive(root)
+        for entry, path in checked:
+            _check_records(entry, path, records.get(entry.archive.sha256, []), root)
     if board or entries:
         _check_leaderboard(root, repo / Path(leaderboard).name, board, teachers_dir, note)
 
     rescored: list[tuple[Claim, list[tuple[str, SeedResult]]]] = []
     if checked:
-        records = _records_by_archive(root)
-        for entry, path in checked:
-            _check_records(entry, path, records.get(entry.archive.sha256, []), root)
         plans = _sample_plans([e for e, _ in checked], budget, note)
         with tempfile.TemporaryDirectory(prefix="vdcbench-ci-") as scratch:
             for entry, path in checked:

@@ -65,6 +65,7 @@ class Claim:
     results: tuple[NetResults, ...]
     archive: Path
     entry: Entry | None = None      # when the claim is an entry (its status can be written)
+    root: Path | None = None        # the submissions folder the entry sits in
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,7 @@ def claim_from_entry(entry: Entry, root: str | os.PathLike[str],
     if not path.is_file():
         raise VdcError(f"entry {entry.id}: archive {path} is missing")
     return Claim(name=entry.id, measurement=entry.measurement, results=entry.results,
-                 archive=path, entry=entry)
+                 archive=path, entry=entry, root=Path(root))
 
 
 def claim_from_records(archive: str | os.PathLike[str], records: Sequence[EvalRecord]) -> Claim:
