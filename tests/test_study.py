@@ -159,6 +159,13 @@ def test_costs_come_from_measured_wall_times_and_say_when_none_is_known():
     assert scaled.basis == "scaled from ipc1-t8"
     unknown = rates.estimate(dataclasses.replace(cell, net="i3d_r18"), 300)
     assert unknown.seconds is None and "no rate known" in unknown.basis
+    # A smoke run's rate (mostly its final validation) does not stand for the protocol's
+    # schedule where a record of that schedule exists, and does for its own.
+    smoke = dataclasses.replace(record, epochs=2, key=dataclasses.replace(record.key, epochs=2),
+                                wall_seconds=30.0)
+    both = EvaluationRates([record, smoke])
+    assert both.estimate(cell, 300).seconds == pytest.approx(record.wall_seconds)
+    assert both.estimate(cell, 2).seconds == pytest.approx(30.0)
 
 
 # ------------------------------------------------------ Table 6 from the committed records

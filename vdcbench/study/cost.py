@@ -44,27 +44,40 @@ def _frames(track: str) -> int:
 
 
 class EvaluationRates:
-    """Seconds per epoch of evaluation, by (data set, track, net, labels), from records."""
+    """Seconds per epoch of evaluation, by (data set, track, net, labels), from records. Records
+    of the cell's own schedule come first: a short smoke run is mostly its final validation, so
+    its rate per epoch overstates a 300-epoch run's."""
 
     def __init__(self, records: Iterable[EvalRecord]):
-        samples: dict[tuple[str, str, str, str], list[float]] = {}
+        samples: dict[tuple[str, str, str, str, int], list[float]] = {}
         for r in records:
             if r.epochs > 0 and r.wall_seconds > 0:
-                samples.setdefault((r.key.dataset, r.key.track, r.key.net, r.key.label_strategy),
-                                   []).append(r.wall_seconds / r.epochs)
+                samples.setdefault((r.key.dataset, r.key.track, r.key.net, r.key.label_strategy,
+                                    r.epochs), []).append(r.wall_seconds / r.epochs)
         self._rates = {k: sum(v) / len(v) for k, v in samples.items()}
 
+    def _rate(self, dataset: str, track: str, net: str, labels: str,
+              epochs: int) -> float | None:
+        same = self._rates.get((dataset, track, net, labels, epochs))
+        if same is not None:
+            return same
+        others = [(e, rate) for (d, t, n, lab, e), rate in self._rates.items()
+                  if (d, t, n, lab) == (dataset, track, net, labels)]
+        # The schedule nearest the cell's: its share of validation is the most alike.
+        return min(others, key=lambda er: abs(er[0] - epochs))[1] if others else None
+
     def estimate(self, cell: StudyCell, epochs: int) -> Estimate:
-        exact = self._rates.get((cell.dataset, cell.track, cell.net, cell.labels))
+        exact = self._rate(cell.dataset, cell.track, cell.net, cell.labels, epochs)
         if exact is not None:
             return Estimate(exact * epochs, f"{exact:.2f} s/epoch measured")
-        others = {track: rate for (dataset, track, net, labels), rate in self._rates.items()
-                  if (dataset, net, labels) == (cell.dataset, cell.net, cell.labels)}
-        if not others:
+        tracks = {t for (d, t, n, lab, _) in self._rates
+                  if (d, n, lab) == (cell.dataset, cell.net, cell.labels)}
+        if not tracks:
             return Estimate(None, f"no rate known for {cell.net} {cell.labels} on {cell.dataset}")
         # The nearest budget in frames: the batch, hence each epoch's work, grows with it.
-        track = min(others, key=lambda t: abs(_frames(t) - _frames(cell.track)))
-        rate = others[track] * _frames(cell.track) / _frames(track)
+        track = min(tracks, key=lambda t: abs(_frames(t) - _frames(cell.track)))
+        rate = self._rate(cell.dataset, track, cell.net, cell.labels, epochs)
+        rate *= _frames(cell.track) / _frames(track)
         return Estimate(rate * epochs, f"scaled from {track}")
 
 
