@@ -156,9 +156,13 @@ def render_plan(plan: StudyPlan) -> None:
     line = (f"{len(plan.cells)} cells: {len(plan.cells) - len(remaining)} done, "
             f"{len(remaining)} to run{schedule}")
     if remaining:
-        unknown = plan.unknown_rates()
-        line += f"; estimated {format_seconds(plan.known_seconds())} from measured rates"
-        if unknown:
-            line += (f", plus {unknown} step{'s' if unknown != 1 else ''} with no rate known "
-                     f"(nothing measured like them yet)")
+        unknown, steps = plan.unknown_rates(), plan.steps()
+        if unknown == steps:
+            line += (f"; no estimate: none of its {steps} steps (condensations and evaluations) "
+                     f"has a measured rate yet")
+        else:
+            line += f"; estimated {format_seconds(plan.known_seconds())} from measured rates"
+            if unknown:
+                line += (f", plus {unknown} of {steps} steps with no rate known (nothing "
+                         f"measured like them yet)")
     out.print(line, markup=False, highlight=False)

@@ -20,7 +20,6 @@ from pathlib import Path
 
 from vdcbench.archive.timing import read_timing
 from vdcbench.core.errors import VdcError
-from vdcbench.core.stats import mean_or_none
 from vdcbench.evaluation.records import EvalRecord
 from vdcbench.study.cells import StudyCell
 
@@ -82,16 +81,11 @@ class EvaluationRates:
 
 
 class CondensationRates:
-    """Condensation wall seconds, by (method, data set, track, labels), from archives."""
+    """Condensation wall seconds of archives, by (method, data set, track, labels) and the
+    method's config: EDC's cpu preset does not time EDC's full recipe."""
 
     def __init__(self, archives: Iterable[Path]):
-        samples: dict[tuple[str, str, str, str], list[float]] = {}
-        for path in archives:
-            found = _timed(path)
-            if found is not None:
-                key, seconds = found
-                samples.setdefault(key, []).append(seconds)
-        self._seconds = {k: mean_or_none(v) for k, v in samples.items()}
+        self._timed = [found for found in map(_timed, archives) if found is not None]
 
     @classmethod
     def of_folders(cls, folders: Sequence[Path]) -> "CondensationRates":
@@ -99,19 +93,23 @@ class CondensationRates:
                    for p in sorted(Path(folder).glob("*.tar")))
 
     def estimate(self, cell: StudyCell) -> Estimate:
-        exact = self._seconds.get((cell.method, cell.dataset, cell.track, cell.labels))
-        if exact is not None:
-            return Estimate(exact, "measured")
+        from vdcbench.study.matching import config_matches
+        same = [(labels, seconds) for (method, dataset, track, labels), config, seconds
+                in self._timed if (method, dataset, track) == (cell.method, cell.dataset,
+                                                               cell.track)
+                and config_matches(config, cell)]
+        exact = [seconds for labels, seconds in same if labels == cell.labels]
+        if exact:
+            return Estimate(sum(exact) / len(exact), "measured")
         # Labels add a teacher pass over few clips; the selection or distillation dominates.
-        same = [s for (m, d, t, _), s in self._seconds.items()
-                if (m, d, t) == (cell.method, cell.dataset, cell.track)]
         if same:
-            return Estimate(sum(same) / len(same), "other labels")
+            return Estimate(sum(s for _, s in same) / len(same), "other labels")
         return Estimate(None, f"no rate known for {cell.method} {cell.track} on {cell.dataset}")
 
 
-def _timed(path: Path) -> tuple[tuple[str, str, str, str], float] | None:
-    """(method, data set, track, labels) and wall seconds of an archive that recorded them;
+def _timed(path: Path) -> tuple[tuple[str, str, str, str], dict, float] | None:
+    """(method, data set, track, labels), the method's config and the wall seconds of an
+    archive that recorded them;
     None for one that did not, or that cannot be read (a plan is not the place to refuse it)."""
     try:
         with tarfile.open(path) as tar:
@@ -124,6 +122,7 @@ def _timed(path: Path) -> tuple[tuple[str, str, str, str], float] | None:
     try:
         method = manifest["method"]
         key = (method["name"], manifest["dataset"], manifest["track"], manifest["label_strategy"])
+        config = dict(method.get("config") or {})
         seconds = method.get("wall_seconds")
         if seconds is None:
             sha = hashlib.sha256(path.read_bytes()).hexdigest()
@@ -131,7 +130,7 @@ def _timed(path: Path) -> tuple[tuple[str, str, str, str], float] | None:
             seconds = None if timing is None else timing.wall_seconds
     except (KeyError, TypeError, AttributeError, OSError, ValueError, VdcError):
         return None                  # a malformed manifest or sidecar: not a plan's business
-    return None if seconds is None else (key, float(seconds))
+    return None if seconds is None else (key, config, float(seconds))
 
 
 def format_seconds(seconds: float | None) -> str:

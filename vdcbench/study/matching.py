@@ -77,9 +77,14 @@ _RESOLVED_AT_RUN_TIME = (0, "")
 
 
 def same_settings(record: EvalRecord, cell: StudyCell) -> bool:
+    return record.method.name == cell.method and config_matches(record.method.config, cell)
+
+
+def config_matches(config: dict[str, Any] | None, cell: StudyCell) -> bool:
+    """Whether a method config as an archive or record holds it is the one ``cell`` runs."""
     settings = condensation_settings(cell)
     wanted = json.loads(_cell_config(cell.method, tuple(sorted(settings.items()))))
-    held = {**_defaults(record.method.name), **(record.method.config or {})}
+    held = {**_defaults(cell.method), **(config or {})}
     for key in set(wanted) | set(held):
         if wanted.get(key) == held.get(key):
             continue

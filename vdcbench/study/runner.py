@@ -78,6 +78,11 @@ class StudyPlan:
         return sum(1 for c in self.remaining for part in (c.condense, c.evaluate)
                    if part is not None and part.seconds is None)
 
+    def steps(self) -> int:
+        """Condensations and evaluations still to run."""
+        return sum(1 for c in self.remaining for part in (c.condense, c.evaluate)
+                   if part is not None)
+
     def known_seconds(self) -> float:
         return sum(part.seconds for c in self.remaining for part in (c.condense, c.evaluate)
                    if part is not None and part.seconds is not None)
