@@ -102,7 +102,8 @@ def submit_cmd(results: tuple[Path, ...], archive: Path, root: Path, authors: tu
                       *((r.spread("top5").format(2),) if top5 else ()))
     out.print(f"entry [bold]{entry.id}[/]: {entry.method.name} ({entry.method.kind}) "
               f"{entry.dataset} {entry.track} {entry.label_strategy}, variant {entry.variant}"
-              + ("" if entry.official else "  [not official: never ranked]"))
+              # Escaped: rich would take the bracketed note for markup and drop it.
+              + ("" if entry.official else "  \\[not official: never ranked]"))
     out.print(table)
     if entry.archive.path is None and entry.archive.url is None:
         out.print("note: the archive is neither under the submissions folder nor given a "
