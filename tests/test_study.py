@@ -321,3 +321,55 @@ def test_a_study_stopped_by_sigint_mid_cell_resumes_without_redoing_finished_cel
               for o in ("o1", "o2")]
     assert [c["values"] for c in tables[0]["cells"]] == [c["values"] for c in tables[1]["cells"]]
     assert tables[0]["cells"][0]["n"] == 3 and not tables[0]["official"]
+
+
+# ------------------------------------------------------------------------------ the executor
+def test_a_failing_cell_is_an_outcome_and_a_formation_is_never_dropped(tmp_path, monkeypatch):
+    """A user error in one cell (here the evaluation's refusal) is that cell's one-line outcome
+    and the next cell still runs; a cell with a formation is refused by an evaluation that
+    takes none, rather than scored as ``none``."""
+    from vdcbench.core.errors import NotBuiltError
+    from vdcbench.evaluation import api
+    from vdcbench.study.cells import commands, expand
+    from vdcbench.study.executor import InProcessExecutor, StudyProgress, _formation_argument
+    from vdcbench.study.spec import get_study
+
+    made, scored = [], []
+
+    def run_baseline(**kwargs):
+        made.append(kwargs)
+        Path(kwargs["output"]).write_bytes(b"archive")
+
+    def evaluate_cell(archive, net, seed, *, formation=None, **kwargs):
+        scored.append((Path(archive).name, formation, seed))
+        raise NotBuiltError("evaluating 16-frame instances (temporal formations for track "
+                            "ipc2-t16)")
+    monkeypatch.setattr(api, "run_baseline", run_baseline)
+    monkeypatch.setattr(api, "evaluate_cell", evaluate_cell)
+    cells = [c for c in expand(get_study("ipc-vs-frames"), "synthetic") if c.ipc == 2]
+    todo = commands(cells, tmp_path, tmp_path / "results", 2, "cpu")
+    events = []
+
+    class Events(StudyProgress):
+        def cell_started(self, index, total, command):
+            events.append(("started", index, total))
+
+        def cell_finished(self, index, total, outcome):
+            events.append(("finished", index, outcome.error is not None))
+
+    outcomes = list(InProcessExecutor().run(todo, Events()))
+    assert [o.record for o in outcomes] == [None]
+    assert outcomes[0].error == ("evaluating 16-frame instances (temporal formations for track "
+                                 "ipc2-t16) is declared by the protocol but not built in this "
+                                 "vdcbench release")
+    assert outcomes[0].condensed and made[0]["frames"] == 16 and made[0]["ipc"] == 2
+    assert scored == [("rded-synthetic-ipc2-t16-hard-slide-window-s0.tar", "slide-window", 0)]
+    assert events == [("started", 0, 1), ("finished", 0, True)]
+
+    def no_formation(archive, net, seed, *, variant="official"):
+        raise AssertionError("scored without its formation")
+    with pytest.raises(Exception, match="evaluation reads no temporal formation yet"):
+        _formation_argument(todo[0], no_formation)
+    assert _formation_argument(commands([c for c in expand(get_study("ipc-vs-frames"),
+                                                           "synthetic") if c.ipc == 4],
+                                        tmp_path, tmp_path, None, "cpu")[0], no_formation) == {}
