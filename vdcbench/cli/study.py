@@ -53,6 +53,11 @@ def _ints(text: str | None, option: str) -> tuple[int, ...] | None:
               help="Train each evaluation for this many epochs instead of the protocol's, for a "
                    "smoke test; the records are marked not official.")
 @click.option("--device", default="cpu", show_default=True)
+@click.option("--executor", default="inprocess", show_default=True, metavar="KIND|FILE",
+              help="Where the cells run: inprocess (one after another here), local (submitit "
+                   "jobs on this machine, all at once), slurm (submitit jobs on the cluster, "
+                   "no options), or a TOML file whose [executor] table sets kind and the "
+                   "Slurm options (a sweep file works). Logs go to OUTPUT-DIR/jobs.")
 @click.option("--dry-run", is_flag=True, help="Print the cells and their estimated cost, run nothing.")
 @click.option("--tables-only", is_flag=True,
               help="Run no cell: write the table and plot from the records that exist.")
@@ -61,7 +66,7 @@ def _ints(text: str | None, option: str) -> tuple[int, ...] | None:
 @user_errors(interrupted=RESUME_HINT)
 def study_cmd(name: str, dataset: str, methods: str | None, seeds: str | None, ipc: str | None,
               results_dir: Path | None, lookup: tuple[Path, ...], output_dir: Path | None,
-              epochs: int | None, device: str, dry_run: bool, tables_only: bool,
+              epochs: int | None, device: str, executor: str, dry_run: bool, tables_only: bool,
               studies_file: Path | None) -> None:
     """Run the study's experiment NAME on a data set: every cell (method, track, labels, variant,
     formation, net, condensation and evaluation seed) whose record does not exist yet, then its
@@ -75,6 +80,7 @@ def study_cmd(name: str, dataset: str, methods: str | None, seeds: str | None, i
     from vdcbench.study.spec import get_study, load_studies
 
     study = get_study(name, load_studies(studies_file))
+    _executor_options(executor)        # a bad --executor is refused before any planning
     if dry_run and tables_only:
         raise VdcError("--dry-run and --tables-only: choose one")
     narrowing = Narrowing(
@@ -97,27 +103,8 @@ def study_cmd(name: str, dataset: str, methods: str | None, seeds: str | None, i
         return
     outcomes = []
     if not tables_only and plan.remaining:
-        from vdcbench.cli.progress import RichProgress
-        from vdcbench.study.executor import StudyProgress
-
-        class CellLines(RichProgress, StudyProgress):
-            def cell_started(self, index, total, command):
-                self.close()
-                console.print(f"cell {index + 1}/{total}: {command.cell.describe()}",
-                              markup=False, highlight=False)
-
-            def cell_finished(self, index, total, outcome):
-                self.close()
-                if outcome.record is None:
-                    console.print(f"cell {index + 1}/{total} failed: {outcome.error}",
-                                  markup=False, highlight=False)
-                else:
-                    r = outcome.record
-                    console.print(f"cell {index + 1}/{total}: top-1 {r.top1:.2f} "
-                                  f"({r.wall_seconds:.0f} s)", markup=False, highlight=False)
-
-        with CellLines() as progress:
-            outcomes = run_study(plan, progress=progress)
+        with cell_lines() as progress:
+            outcomes = run_study(plan, _executor(executor, folder, device), progress=progress)
     written = write_outputs(plan, outcomes)
     out.print(written.table.markdown(), markup=False, highlight=False, soft_wrap=True)
     out.print(written.table.caption(), markup=False, highlight=False)
@@ -130,6 +117,57 @@ def study_cmd(name: str, dataset: str, methods: str | None, seeds: str | None, i
     if written.failed:
         raise VdcError(f"{len(written.failed)} of {len(outcomes)} cells failed (listed above); "
                        f"the others' records are kept")
+
+
+def cell_lines():
+    """The progress a study prints (and a cell's job logs): a line as each cell starts and ends."""
+    from vdcbench.cli.progress import RichProgress
+    from vdcbench.study.executor import StudyProgress
+
+    class CellLines(RichProgress, StudyProgress):
+        def cell_started(self, index, total, command):
+            self.close()
+            console.print(f"cell {index + 1}/{total}: {command.cell.describe()}",
+                          markup=False, highlight=False)
+
+        def cell_finished(self, index, total, outcome):
+            self.close()
+            if outcome.record is None:
+                console.print(f"cell {index + 1}/{total} failed: {outcome.error}",
+                              markup=False, highlight=False)
+            else:
+                r = outcome.record
+                console.print(f"cell {index + 1}/{total}: top-1 {r.top1:.2f} "
+                              f"({r.wall_seconds:.0f} s)", markup=False, highlight=False)
+
+        def job_submitted(self, job_id, commands, log):
+            self.close()
+            cells = ", ".join(c.cell.describe() for c in commands)
+            console.print(f"job {job_id}: {cells} (log {log})", markup=False, highlight=False)
+
+    return CellLines()
+
+
+def _executor_options(executor: str):
+    """None for the in-process executor, else the submitit executor's options."""
+    from vdcbench.study.cluster import EXECUTOR_KINDS, ClusterOptions, load_executor_file
+    if executor == "inprocess":
+        return None
+    if executor in EXECUTOR_KINDS:
+        return ClusterOptions(kind=executor)
+    if executor.endswith(".toml"):
+        return load_executor_file(Path(executor))
+    raise VdcError(f"--executor {executor!r}: inprocess, local, slurm or a TOML file with an "
+                   f"[executor] table")
+
+
+def _executor(executor: str, folder: Path, device: str):
+    options = _executor_options(executor)
+    if options is None:
+        return None
+    from vdcbench.study.jobs import SubmititExecutor
+    return SubmititExecutor(options, Path(folder) / "jobs", device=device,
+                            job_progress=cell_lines)
 
 
 def render_plan(plan: StudyPlan) -> None:

@@ -1,12 +1,14 @@
 """Running cell commands: a list of commands in, one outcome (a record or a one-line error) out
-per command. :class:`InProcessExecutor` runs them one after another in this process; a cluster
-back end (submitit) implements the same :class:`Executor` and takes them over.
+per command. :class:`InProcessExecutor` runs them one after another in this process;
+:class:`vdcbench.study.jobs.SubmititExecutor` implements the same :class:`Executor` and hands
+them to submitit (Slurm, or its local executor), whose jobs run :func:`run_cell` too.
 
 A cell's archive is made when missing (``run_baseline``), then the cell is scored
 (``evaluate_cell``, which reuses a stored record under the command's results folder and resumes
 a seed stopped mid-training from its last checkpoint). A cell that fails with a user error is an
 outcome, not the end of the study; a Ctrl-C (KeyboardInterrupt) ends it, and the same study
-resumes from the records and checkpoints it left.
+resumes from the records and checkpoints it left. Cells that share an archive may run at once
+in several jobs: the first makes it under a lock and the others wait for it and score it.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from __future__ import annotations
 import inspect
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol as Interface
 
 from vdcbench.core.errors import VdcError
+from vdcbench.core.locks import exclusive
 from vdcbench.evaluation.progress import SILENT, Progress
 from vdcbench.evaluation.records import EvalRecord
 from vdcbench.study.cells import CellCommand
@@ -40,6 +44,10 @@ class StudyProgress(Progress):
 
     def cell_finished(self, index: int, total: int, outcome: CellOutcome) -> None:
         """Cell ``index`` ended with ``outcome`` (a record, or its error)."""
+
+    def job_submitted(self, job_id: str, commands: Sequence[CellCommand], log: Path) -> None:
+        """A cluster executor submitted ``commands`` as job ``job_id``, which logs to ``log``
+        (its cells then report no start, only how they ended)."""
 
 
 class Executor(Interface):
@@ -69,9 +77,12 @@ def run_cell(command: CellCommand, progress: Progress = SILENT) -> CellOutcome:
     try:
         if not command.archive.is_file():
             command.archive.parent.mkdir(parents=True, exist_ok=True)
-            api.run_baseline(**_condensation_arguments(command, api.run_baseline),
-                             progress=progress)
-            condensed = True
+            with exclusive(command.archive.parent, command.archive.name,
+                           what=f"the making of {command.archive.name}"):
+                if not command.archive.is_file():    # another job made it while this one waited
+                    api.run_baseline(**_condensation_arguments(command, api.run_baseline),
+                                     progress=progress)
+                    condensed = True
         record = api.evaluate_cell(command.archive, command.cell.net, command.cell.seed,
                                    variant=command.cell.variant, device=command.device,
                                    results_dir=command.results_dir, epochs=command.epochs,
