@@ -18,7 +18,7 @@ from collections.abc import Iterator
 import click
 
 from vdcbench.cli import archives, baseline, data, evaluate, experts, importing, leaderboard, nets
-from vdcbench.cli import protocol, study, teacher
+from vdcbench.cli import protocol, study, sweep, teacher
 from vdcbench.cli.output import Interrupted
 from vdcbench.core.version import __version__
 
@@ -76,7 +76,8 @@ def main() -> None:
 for command in (protocol.protocol_cmd, baseline.methods_cmd, archives.validate_cmd,
                 teacher.teacher_group, experts.experts_group, baseline.run_baseline_cmd,
                 evaluate.results_cmd,
-                evaluate.evaluate_cmd, protocol.schema_docs_cmd, study.study_cmd):
+                evaluate.evaluate_cmd, protocol.schema_docs_cmd, study.study_cmd,
+                sweep.sweep_group):
     main.add_command(command)
 # Families that attach several commands and groups of their own.
 for family in (leaderboard, nets, importing, data):
