@@ -66,8 +66,8 @@ def _ints(text: str | None, option: str) -> tuple[int, ...] | None:
 @user_errors(interrupted=RESUME_HINT)
 def study_cmd(name: str, dataset: str, methods: str | None, seeds: str | None, ipc: str | None,
               results_dir: Path | None, lookup: tuple[Path, ...], output_dir: Path | None,
-              epochs: int | None, device: str, executor: str, dry_run: bool, tables_only: bool,
-              studies_file: Path | None) -> None:
+              epochs: int | None, device: str, executor: str, dry_run: bool,
+              tables_only: bool, studies_file: Path | None) -> None:
     """Run the study's experiment NAME on a data set: every cell (method, track, labels, variant,
     formation, net, condensation and evaluation seed) whose record does not exist yet, then its
     table in the paper's layout and its plot.

@@ -174,7 +174,7 @@ def render_status(status: SweepStatus, chosen: set[str] | None = None) -> None:
         if cell.state == DONE:
             detail = "top-1 " + ", ".join(f"{r.top1:.2f}" for r in cell.records)
         elif cell.state == FAILED:
-            detail = f"{cell.reason}; log: {cell.log}"
+            detail = "see below"
         else:
             detail = cell.reason or ""
         state = cell.state
@@ -185,6 +185,10 @@ def render_status(status: SweepStatus, chosen: set[str] | None = None) -> None:
     counts = ", ".join(f"{status.count(s)} {s}" for s in STATE_ORDER if status.count(s))
     schedule = ("" if status.epochs == status.official_epochs
                 else f"; {status.epochs}-epoch schedule, records NOT official")
+    for cell in status.cells:
+        if cell.state == FAILED:    # whole lines, not wrapped in a table cell: paths to open
+            out.print(f"failed: {cell.id}: {cell.reason}; log: {cell.log}", markup=False,
+                      highlight=False)
     out.print(f"{len(status.cells)} cells: {counts}{schedule}", markup=False, highlight=False)
     if chosen is None and status.count(FAILED):
         first = next(c for c in status.cells if c.state == FAILED)

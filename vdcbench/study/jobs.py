@@ -34,7 +34,8 @@ from vdcbench.study.executor import CellOutcome, StudyProgress, run_cell
 JOURNAL_FORMAT = "vdcbench-cell-jobs"
 JOURNAL_VERSION = 1
 # Job states as ``vdcbench sweep status`` says them, besides a cell's own "done" and "to run".
-PENDING, RUNNING, SUCCEEDED, FAILED, UNKNOWN = "pending", "running", "succeeded", "failed", "unknown"
+PENDING, RUNNING, SUCCEEDED = "pending", "running", "succeeded"
+FAILED, UNKNOWN = "failed", "unknown"
 # sacct's states (``man sacct``, JOB STATE CODES), by what they mean for a cell.
 _SLURM_WAITING = {"PENDING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "RESV_DEL_HOLD",
                   "CONFIGURING", "SPECIAL_EXIT"}
@@ -76,7 +77,7 @@ class Submission:
     """The job a cell was last submitted in."""
 
     cell: str                   # the cell's id
-    job_id: str                 # submitit's (a local job's controller pid; Slurm's, "123_4" in arrays)
+    job_id: str                 # a local job's controller pid; Slurm's ("123_4" in an array)
     kind: str                   # "local" or "slurm"
     folder: Path                # submitit's folder: pickles and logs
     position: int               # the cell's place in its job's chunk
@@ -110,7 +111,8 @@ class Journal:
             return {}
         data = load_json_strict(self.path.read_bytes(), f"job journal {self.path}")
         try:
-            if data.get("format") != JOURNAL_FORMAT or data.get("format_version") != JOURNAL_VERSION:
+            if (data.get("format") != JOURNAL_FORMAT
+                    or data.get("format_version") != JOURNAL_VERSION):
                 raise ValueError(f"not a {JOURNAL_FORMAT} v{JOURNAL_VERSION} file")
             return {cell: Submission.from_dict(cell, body) for cell, body in data["cells"].items()}
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
@@ -139,23 +141,33 @@ class JobReading:
     record: Mapping[str, Any] | None = None     # the record the job returned for the cell
 
 
-def read_job(submission: Submission) -> JobReading:
-    """The cell's job as its folder and the scheduler say it is now."""
+def read_jobs(submissions: Sequence[Submission]) -> dict[str, JobReading]:
+    """Each submission's job as its folder and the scheduler say it is now, by cell id. Slurm
+    is asked once (one sacct call) for every job that left no result yet."""
+    waiting = [s for s in submissions if not s.result.is_file()]
+    states = _slurm_states({s.job_id for s in waiting if s.kind == "slurm"})
+    return {s.cell: read_job(s, states.get(s.job_id)) for s in submissions}
+
+
+def read_job(submission: Submission, slurm_state: str | None = None) -> JobReading:
+    """The cell's job as its folder and the scheduler say it is now (``slurm_state``: sacct's
+    word for it, when already asked)."""
     if submission.result.is_file():
         return _from_result(submission)
     if submission.kind == "local":
         if _local_job_alive(submission):
             return JobReading(RUNNING)
         return JobReading(FAILED, "its job ended without a result (killed, or out of memory)")
-    state = _slurm_state(submission)
-    base = state.split()[0] if state else "UNKNOWN"
+    if slurm_state is None:
+        slurm_state = _slurm_states({submission.job_id})[submission.job_id]
+    base = slurm_state.split()[0] if slurm_state else "UNKNOWN"
     if base in _SLURM_WAITING:
         return JobReading(PENDING)
     if base in _SLURM_RUNNING:
         return JobReading(RUNNING)
     if base == "UNKNOWN":
         return JobReading(UNKNOWN, f"sacct does not know job {submission.job_id} (yet)")
-    return JobReading(FAILED, f"Slurm says {state} and the job left no result")
+    return JobReading(FAILED, f"Slurm says {slurm_state} and the job left no result")
 
 
 def _from_result(submission: Submission) -> JobReading:
@@ -201,13 +213,17 @@ def _local_job_alive(submission: Submission) -> bool:
     return True
 
 
-def _slurm_state(submission: Submission) -> str:
+def _slurm_states(job_ids: set[str]) -> dict[str, str]:
+    """sacct's state of each job, from one call (submitit's watcher asks for all it knows);
+    UNKNOWN where sacct is missing, fails, or does not list the job."""
+    if not job_ids:
+        return {}
     import submitit
-    try:
-        return str(submitit.SlurmJob(submission.folder, submission.job_id).watcher.get_state(
-            submission.job_id, mode="force"))
-    except Exception:  # noqa: BLE001 - no sacct here, or it failed: the state is not known
-        return "UNKNOWN"
+    watcher = submitit.SlurmJob.watcher
+    for job_id in job_ids:
+        watcher.register_job(job_id)
+    watcher.update()    # logs (does not raise) when sacct is missing or fails
+    return {job_id: str(watcher.get_state(job_id, mode="cache")) for job_id in job_ids}
 
 
 # ------------------------------------------------------------------------------ submitting
