@@ -392,3 +392,58 @@ def test_a_local_sweep_with_a_job_killed_mid_run_ends_with_a_sequential_runs_rec
     swept = _records(tmp_path / "cells-sweep" / "records")
     assert len(swept) == 4
     assert swept == _records(sequential / "records")
+
+
+# ------------------------------------------------------------------------------ the study
+TINY_STUDY = """format = "vdcbench-studies"
+format_version = 1
+[studies.tiny]
+title = "tiny"
+paper = "nothing"
+arms = ["random"]
+ipc = [1]
+labels = ["hard"]
+seeds = [0]
+rows = ["method"]
+columns = ["ipc", "labels"]
+"""
+
+
+def test_a_study_through_submitits_local_executor_writes_the_in_process_records(
+        tmp_path_factory, tmp_path, monkeypatch):
+    """``study --executor local`` runs its cell as a job and writes the record and table the
+    in-process default writes, bit for bit at one thread but the wall times."""
+    from process_fixtures import copy_cache, shared_collection
+    base, _, _ = shared_collection(tmp_path_factory)
+    studies = _write(tmp_path, TINY_STUDY, "tiny.toml")
+    monkeypatch.chdir(tmp_path)
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.setenv(name, "1")
+    runs = {}
+    for executor in ("inprocess", "local"):
+        results, out = tmp_path / f"r-{executor}", tmp_path / f"o-{executor}"
+        with one_thread():
+            result = invoke("study", "tiny", "--studies-file", studies, "--dataset", "acts",
+                            "--epochs", "1", "--results-dir", results, "--records", results,
+                            "--output-dir", out, "--executor", executor,
+                            env=copy_cache(base, tmp_path / f"cache-{executor}"))
+        assert result.exit_code == 0, result.output
+        cells = json.loads((out / "tiny-acts-table.json").read_text())["cells"]
+        for cell in cells:
+            cell.pop("wall_seconds")
+        runs[executor] = (_records(results), cells)
+    assert "job " in result.output and "(log " in str(result.output).replace("\n", "")
+    assert list((tmp_path / "o-local" / "jobs").glob("*_0_result.pkl"))
+    assert len(runs["local"][0]) == 1
+    assert runs["local"] == runs["inprocess"]
+
+
+def test_the_readmes_slurm_example_is_a_sweep_file(tmp_path):
+    from vdcbench.study.sweep import parse_sweep
+    import tomllib
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## Many cells on a cluster", 1)[1]
+    example = section.split("```toml\n", 1)[1].split("```", 1)[0]
+    sweep = parse_sweep(tomllib.loads(example), tmp_path / "cells.toml")
+    assert len(sweep.cells) == 2 * 2 * 3 + 1
+    assert sweep.executor.kind == "slurm" and sweep.executor.time_minutes == 240
