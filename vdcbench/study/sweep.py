@@ -42,7 +42,7 @@ from vdcbench.core.errors import UnknownNameError, VdcError
 from vdcbench.study.cells import CellCommand, StudyCell, commands
 from vdcbench.study.cluster import ClusterOptions, parse_cluster_options
 from vdcbench.study.jobs import (FAILED, PENDING, RUNNING, SUCCEEDED, UNKNOWN, Journal,
-                                 Submission, SubmititExecutor, SubmittedJob, cell_id, read_job)
+                                 Submission, SubmititExecutor, SubmittedJob, cell_id, read_jobs)
 from vdcbench.study.spec import FORMATION_NONE, Arm, Shape
 
 SWEEP_FORMAT = "vdcbench-sweep"
@@ -275,17 +275,19 @@ def sweep_status(sweep: Sweep) -> SweepStatus:
     epochs = sweep.epochs or protocol.trainer.epochs
     index = RecordIndex.of_folders((sweep.results_dir, *sweep.lookup))
     journal = sweep.journal.read()
+    found = [(command, cell_id(command.cell), tuple(index.of_cell(command.cell, protocol, epochs)))
+             for command in sweep.commands()]
+    readings = read_jobs([journal[identity] for _, identity, records in found
+                          if not records and identity in journal])
     cells = []
-    for command in sweep.commands():
-        identity = cell_id(command.cell)
-        records = tuple(index.of_cell(command.cell, protocol, epochs))
+    for command, identity, records in found:
         submission = journal.get(identity)
         if records:
             cells.append(SweepCell(identity, command, DONE, records, submission))
         elif submission is None:
             cells.append(SweepCell(identity, command, TO_RUN))
         else:
-            reading = read_job(submission)
+            reading = readings[identity]
             state, reason = reading.state, reading.reason
             if state == SUCCEEDED:      # the job says it wrote a record this folder lacks
                 state, reason = FAILED, (f"its job finished, but its record is not under "
