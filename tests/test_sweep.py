@@ -262,6 +262,24 @@ seeds = [0, 1, 2]
         ("4242_0", 1), ("4242_0", 1), ("4242_1", 1), ("4242_1", 1), ("4243", 2), ("4243", 2)]
 
 
+def test_a_refused_submission_is_one_line_and_no_sacct_is_said(tmp_path, fake_slurm):
+    cells = _write(tmp_path, FOUR_CELLS)
+    (fake_slurm / "sbatch").write_text("#!/bin/sh\necho 'sbatch: error: invalid partition "
+                                       "specified: nope' >&2\nexit 1\n")
+    result = invoke("sweep", cells, "--executor", "slurm", "--partition", "nope")
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines()[-1] == (
+        "error: submitting 4 job(s) failed: sbatch: error: invalid partition specified: nope")
+    assert "submitit" not in result.output
+    (fake_slurm / "sbatch").write_text(SBATCH)
+    assert invoke("sweep", cells, "--executor", "slurm").exit_code == 0
+    (fake_slurm / "sacct").unlink()
+    result = invoke("sweep", "status", cells)
+    assert result.exit_code == 0, result.output
+    assert "4 cells: 4 unknown" in result.output and "submitit" not in result.output
+    assert "no sacct" in result.output      # the reason, in a (wrapped) table cell
+
+
 def test_no_srun_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))       # no srun, no sbatch
     result = invoke("sweep", _write(tmp_path, FOUR_CELLS), "--executor", "slurm")
@@ -361,6 +379,10 @@ def test_a_local_sweep_with_a_job_killed_mid_run_ends_with_a_sequential_runs_rec
     wait_for(lambda: (log.is_file() and "seed 1:" in log.read_text()) or proc.poll() is not None,
              timeout=600)
     assert not list((tmp_path / "cells-sweep" / "records").rglob("seed1.json"))
+    running = invoke("sweep", "status", cells)
+    assert running.exit_code == 0, running.output
+    row = next(line for line in running.output.splitlines() if victim in line)
+    assert "running" in row and job["job_id"] in row, running.output
     tasks = _children(int(job["job_id"]))
     assert len(tasks) == 1, tasks
     os.kill(tasks[0], signal.SIGKILL)

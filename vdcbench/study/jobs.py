@@ -15,7 +15,11 @@ process is alive).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import io
+import logging
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -36,6 +40,7 @@ JOURNAL_VERSION = 1
 # Job states as ``vdcbench sweep status`` says them, besides a cell's own "done" and "to run".
 PENDING, RUNNING, SUCCEEDED = "pending", "running", "succeeded"
 FAILED, UNKNOWN = "failed", "unknown"
+_NO_SACCT = "NO_SACCT"
 # sacct's states (``man sacct``, JOB STATE CODES), by what they mean for a cell.
 _SLURM_WAITING = {"PENDING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "RESV_DEL_HOLD",
                   "CONFIGURING", "SPECIAL_EXIT"}
@@ -125,7 +130,7 @@ class Journal:
             for submission in submissions:
                 previous = cells.get(submission.cell)
                 attempts = 1 if previous is None else previous.attempts + 1
-                cells[submission.cell] = Submission(**{**submission.__dict__, "attempts": attempts})
+                cells[submission.cell] = dataclasses.replace(submission, attempts=attempts)
             write_json_atomic(self.path, {
                 "format": JOURNAL_FORMAT, "format_version": JOURNAL_VERSION,
                 "cells": {cell: cells[cell].to_dict() for cell in sorted(cells)}})
@@ -161,6 +166,9 @@ def read_job(submission: Submission, slurm_state: str | None = None) -> JobReadi
     if slurm_state is None:
         slurm_state = _slurm_states({submission.job_id})[submission.job_id]
     base = slurm_state.split()[0] if slurm_state else "UNKNOWN"
+    if base == _NO_SACCT:
+        return JobReading(UNKNOWN, "no sacct on this machine to ask Slurm (run status on the "
+                                   "cluster)")
     if base in _SLURM_WAITING:
         return JobReading(PENDING)
     if base in _SLURM_RUNNING:
@@ -218,12 +226,28 @@ def _slurm_states(job_ids: set[str]) -> dict[str, str]:
     UNKNOWN where sacct is missing, fails, or does not list the job."""
     if not job_ids:
         return {}
+    if shutil.which("sacct") is None:
+        return {job_id: _NO_SACCT for job_id in job_ids}
     import submitit
     watcher = submitit.SlurmJob.watcher
     for job_id in job_ids:
         watcher.register_job(job_id)
-    watcher.update()    # logs (does not raise) when sacct is missing or fails
+    with quiet_submitit():
+        watcher.update()    # a failing sacct is logged, not raised: its jobs stay UNKNOWN
     return {job_id: str(watcher.get_state(job_id, mode="cache")) for job_id in job_ids}
+
+
+@contextlib.contextmanager
+def quiet_submitit() -> Iterator[None]:
+    """submitit logs warnings to stdout and stderr and prints a failed sbatch's stderr; in this
+    process what it says reaches the user as vdcbench's one line instead (its jobs still log)."""
+    logger = logging.getLogger("submitit")
+    disabled, logger.disabled = logger.disabled, True
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            yield
+    finally:
+        logger.disabled = disabled
 
 
 # ------------------------------------------------------------------------------ submitting
@@ -268,7 +292,7 @@ class SubmititExecutor:
         chunks = [tuple(commands[i:i + chunk]) for i in range(0, len(commands), chunk)]
         handles = []
         try:
-            with executor.batch():
+            with quiet_submitit(), executor.batch():
                 for part in chunks:
                     handles.append(executor.submit(run_chunk, part, self.job_progress))
         except (OSError, RuntimeError) as exc:
