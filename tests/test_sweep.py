@@ -30,6 +30,7 @@ epochs = 1
 
 [executor]
 kind = "local"
+array_chunk = 1     # a job per cell, whatever this machine's cores
 
 [[cells]]
 method = "random"
@@ -166,6 +167,12 @@ def test_times_and_memory_are_read_as_slurm_reads_them():
         partition="b", gpus=None, time_minutes="2:00:00", memory="8GB", kind=None)
     assert (options.kind, options.partition, options.gpus, options.time_minutes,
             options.memory) == ("slurm", "b", 1, 120, "8G")
+    # A job per cell on Slurm; on this machine, one job a core unless told.
+    cores = len(os.sched_getaffinity(0))
+    assert options.chunk_size(100) == 1
+    assert ClusterOptions(kind="local").chunk_size(4 * cores) == 4
+    assert ClusterOptions(kind="local").chunk_size(1) == 1
+    assert ClusterOptions(kind="local", array_chunk=1).chunk_size(4 * cores) == 1
 
 
 # ------------------------------------------------------------------------------ Slurm, faked

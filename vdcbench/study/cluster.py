@@ -7,6 +7,8 @@ every user error answer before it (and before torch).
 
 from __future__ import annotations
 
+import math
+import os
 import re
 import tomllib
 from collections.abc import Mapping
@@ -39,7 +41,7 @@ class ClusterOptions:
     cpus: int | None = None             # per job
     memory: str | None = None           # Slurm's spelling, e.g. "32G"
     time_minutes: int | None = None     # the job's wall-time limit
-    array_chunk: int = 1                # cells per job: one job runs its chunk one after another
+    array_chunk: int | None = None      # cells per job, run one after another (see chunk_size)
     max_parallel: int | None = None     # Slurm: array tasks running at once
     setup: tuple[str, ...] = ()         # shell lines before the job (module load, venv)
 
@@ -70,8 +72,30 @@ class ClusterOptions:
                               else f"{self.time_minutes} min")):
             if value is not None:
                 parts.append(f"{label} {value}")
-        parts.append(f"{self.array_chunk} cell{'s' if self.array_chunk != 1 else ''} a job")
+        if self.array_chunk is None and self.kind == "local":
+            parts.append(f"at most {_cores()} jobs at once, one a core")
+        else:
+            chunk = self.array_chunk or 1
+            parts.append(f"{chunk} cell{'s' if chunk != 1 else ''} a job")
         return ", ".join(parts)
+
+    def chunk_size(self, cells: int) -> int:
+        """Cells per job: ``array_chunk`` where given; else one on Slurm, and on this machine
+        as many as spread the cells over one job per core. The local executor starts every job
+        at once, and a study's hundreds of cells as as many processes would drown the machine;
+        chunking them is the only bound it has (it queues nothing)."""
+        if self.array_chunk is not None:
+            return self.array_chunk
+        if self.kind == "local":
+            return max(1, math.ceil(cells / _cores()))
+        return 1
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:      # not on Linux
+        return os.cpu_count() or 1
 
 
 _KEYS = {"kind": "kind", "partition": "partition", "account": "account", "qos": "qos",

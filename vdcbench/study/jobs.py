@@ -2,9 +2,9 @@
 submitted in, what a job's folder says of it now, and :class:`SubmititExecutor`, the study's
 :class:`~vdcbench.study.executor.Executor` that hands cells to submitit.
 
-A job runs a chunk of cells (``array_chunk`` of them; one by default) one after another through
-:func:`~vdcbench.study.executor.run_cell`, exactly what the in-process executor runs: the same
-archive, the same record, the same resume from a seed's last checkpoint. Several jobs go to
+A job runs a chunk of cells (:meth:`~vdcbench.study.cluster.ClusterOptions.chunk_size` of them)
+one after another through :func:`~vdcbench.study.executor.run_cell`, exactly what the in-process
+executor runs: the same archive, the same record, the same resume from a seed's last checkpoint. Several jobs go to
 Slurm as one job array. Nothing here queues, retries or schedules: Slurm or submitit's local
 executor runs the jobs, and a failed cell is resubmitted by the user (``vdcbench sweep FILE
 --only CELL``). Where a cell stands is read back from its record first (done), then from its
@@ -288,7 +288,7 @@ class SubmititExecutor:
         if not commands:
             return []
         executor = submitit_executor(self.options, self.folder, self.device)
-        chunk = self.options.array_chunk
+        chunk = self.options.chunk_size(len(commands))
         chunks = [tuple(commands[i:i + chunk]) for i in range(0, len(commands), chunk)]
         handles = []
         try:
