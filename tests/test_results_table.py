@@ -17,12 +17,14 @@ from vdcbench.evaluation.tables import PivotFilter, pivot
 def _record(method: str, top1: float, *, seed: int = 0, track: str = "ipc1-t8",
             labels: str = "hard", net: str = "minic3d", archive: str = "a" * 64,
             condensation_seed: int = 0, wall: float = 100.0, variant: str = "official",
-            dataset: str = "synthetic", config: dict | None = None) -> EvalRecord:
+            dataset: str = "synthetic", config: dict | None = None,
+            formation: str | None = None) -> EvalRecord:
     # Archives are named by readable tags here; records on disk need a real hex sha256.
     key = RecordKey(archive_sha256=hashlib.sha256(archive.encode()).hexdigest(),
                     protocol_version=1, protocol_sha256="b" * 64,
                     dataset=dataset, dataset_sha256="d" * 64, track=track, label_strategy=labels,
-                    variant=variant, net=net, teacher_sha256=None, seed=seed)
+                    variant=variant, net=net, teacher_sha256=None, seed=seed,
+                    formation=formation)
     method_info = {"name": method, "kind": "selection", "seed": condensation_seed}
     if config is not None:
         method_info["config"] = config
@@ -181,3 +183,21 @@ def test_cli_pools_several_folders_and_counts_an_overlapping_record_once(tmp_pat
     assert shown.exit_code == 0, shown.output
     assert "| rded (min_scale=0.08) | 18.0 (n 1) |" in shown.output
     assert "| rded (min_scale=1.0) | 27.0 (n 1) |" in shown.output
+
+
+def test_temporal_tracks_stay_out_of_table_6_and_name_frames_and_formation_when_asked_for():
+    records = _table6_records() + [
+        _record("rded", 29.0, track="ipc2-t16", archive="t1" * 32, formation="slide-window",
+                config={"formation": "slide-window"}),
+        _record("rded", 24.0, track="ipc2-t16", archive="t2" * 32, formation="segment",
+                config={"formation": "segment"}),
+    ]
+    official = pivot(records, "methods", PivotFilter(net="minic3d", frames=8))
+    assert official.columns == ("IPC 1 hard", "IPC 1 multi-sl", "IPC 5 hard", "IPC 10 hard")
+    assert official.rows == ("random", "rded")
+    temporal = pivot(records, "methods", PivotFilter(net="minic3d", track="ipc2-t16"))
+    # Two formations of one track are two columns, and the formation is not a row setting.
+    assert temporal.columns == ("IPC 2 × 16 frames hard (segment)",
+                                "IPC 2 × 16 frames hard (slide-window)")
+    assert temporal.rows == ("rded",)
+    assert temporal.cells[("rded", "IPC 2 × 16 frames hard (slide-window)")].text() == "29.0 (n 1)"

@@ -45,6 +45,9 @@ class PivotFilter:
     variant: str | None = None
     official_only: bool = True
     teacher_profile: str | None = None       # a profile's name; teacher-free records join any
+    # Frames per instance to keep (the official tracks' 8 for the study's Table 6): a temporal
+    # track is another budget, so it joins a methods table only when asked for.
+    frames: int | None = None
 
     def admits(self, record: EvalRecord) -> bool:
         k = record.key
@@ -55,6 +58,7 @@ class PivotFilter:
                 and (self.net is None or k.net == self.net)
                 and (self.label_strategy is None or k.label_strategy == self.label_strategy)
                 and (self.track is None or k.track == self.track)
+                and (self.frames is None or track_frames(k.track) == self.frames)
                 and (self.variant is None or k.variant == self.variant)
                 and (self.condensation_seed is None
                      or record.method.seed == self.condensation_seed)
@@ -155,11 +159,22 @@ def _track_order(track: str) -> tuple:
     return (int(ipc[3:]) if ipc[3:].isdigit() else 1 << 30, frames)
 
 
+def track_frames(track: str) -> int | None:
+    """The frames per instance of a track id (``ipc2-t16`` -> 16)."""
+    frames = track.partition("-t")[2]
+    return int(frames) if frames.isdigit() else None
+
+
 def _column_methods(record: EvalRecord) -> tuple[str, tuple]:
     k = record.key
     ipc = k.track.partition("-")[0].upper().replace("IPC", "IPC ")
-    return f"{ipc} {k.label_strategy}", (_track_order(k.track), _LABEL_ORDER.get(k.label_strategy, 9),
-                                         k.label_strategy)
+    # A temporal track's cells name their frames and formation, so that two formations of one
+    # track (or ipc1-t8 and ipc1-t32) never pool into one column.
+    temporal = f" × {track_frames(k.track)} frames" if k.formation is not None else ""
+    formation = f" ({k.formation})" if k.formation is not None else ""
+    return (f"{ipc}{temporal} {k.label_strategy}{formation}",
+            (_track_order(k.track), _LABEL_ORDER.get(k.label_strategy, 9), k.label_strategy,
+             k.formation or ""))
 
 
 def _column_nets(record: EvalRecord) -> tuple[str, tuple]:
@@ -180,7 +195,8 @@ def distinguishing_settings(records: list[EvalRecord]) -> dict[int, str]:
     labels: dict[int, str] = {}
     for name, members in by_method.items():
         configs = {id(r): with_defaults(name, r.method.config or {}) for r in members}
-        keys = sorted({k for c in configs.values() for k in c})
+        # The formation is the column's (the record's), not the method's row.
+        keys = sorted({k for c in configs.values() for k in c} - {"formation"})
         differing = [k for k in keys
                      if len({json.dumps(c.get(k), sort_keys=True) for c in configs.values()}) > 1]
         for record in members:
