@@ -476,3 +476,33 @@ def test_the_readmes_slurm_example_is_a_sweep_file(tmp_path):
     sweep = parse_sweep(tomllib.loads(example), tmp_path / "cells.toml")
     assert len(sweep.cells) == 2 * 2 * 3 + 1
     assert sweep.executor.kind == "slurm" and sweep.executor.time_minutes == 240
+
+
+def test_cells_with_committed_records_are_done_and_never_submitted(tmp_path, fake_slurm):
+    """A cell is done when a record of it exists in any folder the sweep looks in (here the
+    repository's own submissions), whatever archive it came from; naming it alone submits
+    nothing, and only the cell without a record goes to Slurm."""
+    records = Path(__file__).resolve().parents[1] / "submissions" / "records"
+    cells = _write(tmp_path, HEAD + f"""
+[sweep]
+dataset = "synthetic"
+records = ["{records}"]
+
+[[cells]]
+method = "random"
+ipc = 1
+seeds = [0, 1, 7]
+""")
+    done = "random-synthetic-ipc1-t8-hard-s0-official-minic3d-seed0"
+    result = invoke("sweep", "status", cells)
+    assert result.exit_code == 0, result.output
+    assert "3 cells: 2 done, 1 to run" in result.output
+    assert "top-1 " in result.output
+    result = invoke("sweep", cells, "--only", done, "--executor", "slurm")
+    assert result.exit_code == 0 and "nothing to submit" in result.output, result.output
+    assert not list(fake_slurm.glob("sbatch-*.sh"))
+    result = invoke("sweep", "--executor", "slurm", cells)          # options first work too
+    assert result.exit_code == 0 and "submitted 1 cell in 1 job" in result.output, result.output
+    chunk = (tmp_path / "cells-sweep" / "jobs" / "4242_submitted.pkl")
+    from submitit.core.utils import DelayedSubmission
+    assert [c.cell.seed for c in DelayedSubmission.load(chunk).args[0]] == [7]

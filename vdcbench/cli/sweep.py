@@ -22,11 +22,12 @@ WAIT_HINT = ("the submitted jobs keep running where nothing stopped them, and th
 
 
 class SweepGroup(click.Group):
-    """``vdcbench sweep FILE`` means ``vdcbench sweep run FILE``: the group's one everyday use
-    takes no subcommand name (``vdcbench sweep run status`` submits a file called status)."""
+    """``vdcbench sweep FILE [OPTIONS]`` (or options first) means ``vdcbench sweep run ...``: the
+    group's everyday use takes no subcommand name (``vdcbench sweep run status`` submits a file
+    called status)."""
 
     def parse_args(self, ctx, args):
-        if args and args[0] not in self.commands and not args[0].startswith("-"):
+        if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
             args = ["run", *args]
         return super().parse_args(ctx, args)
 

@@ -264,7 +264,7 @@ class SweepStatus:
                                f"{self.sweep.path}; give the whole id")
             else:
                 raise UnknownNameError("cell", wanted, by_id)
-        return list(dict.fromkeys(found))
+        return list({cell.id: cell for cell in found}.values())
 
 
 def sweep_status(sweep: Sweep) -> SweepStatus:
