@@ -26,6 +26,7 @@ from vdcbench.core.errors import VdcError
 from vdcbench.core.stats import Spread, mean_or_none
 from vdcbench.evaluation.records import EvalRecord
 from vdcbench.methods.settings import with_defaults
+from vdcbench.protocol import parse_track_id
 
 PivotKind = Literal["methods", "nets"]
 PIVOT_KINDS: tuple[str, ...] = ("methods", "nets")
@@ -58,7 +59,7 @@ class PivotFilter:
                 and (self.net is None or k.net == self.net)
                 and (self.label_strategy is None or k.label_strategy == self.label_strategy)
                 and (self.track is None or k.track == self.track)
-                and (self.frames is None or track_frames(k.track) == self.frames)
+                and (self.frames is None or _track_frames(k.track) == self.frames)
                 and (self.variant is None or k.variant == self.variant)
                 and (self.condensation_seed is None
                      or record.method.seed == self.condensation_seed)
@@ -159,10 +160,9 @@ def _track_order(track: str) -> tuple:
     return (int(ipc[3:]) if ipc[3:].isdigit() else 1 << 30, frames)
 
 
-def track_frames(track: str) -> int | None:
-    """The frames per instance of a track id (``ipc2-t16`` -> 16)."""
-    frames = track.partition("-t")[2]
-    return int(frames) if frames.isdigit() else None
+def _track_frames(track: str) -> int | None:
+    parsed = parse_track_id(track)
+    return parsed[1] if parsed else None
 
 
 def _column_methods(record: EvalRecord) -> tuple[str, tuple]:
@@ -170,7 +170,7 @@ def _column_methods(record: EvalRecord) -> tuple[str, tuple]:
     ipc = k.track.partition("-")[0].upper().replace("IPC", "IPC ")
     # A temporal track's cells name their frames and formation, so that two formations of one
     # track (or ipc1-t8 and ipc1-t32) never pool into one column.
-    temporal = f" × {track_frames(k.track)} frames" if k.formation is not None else ""
+    temporal = f" × {_track_frames(k.track)} frames" if k.formation is not None else ""
     formation = f" ({k.formation})" if k.formation is not None else ""
     return (f"{ipc}{temporal} {k.label_strategy}{formation}",
             (_track_order(k.track), _LABEL_ORDER.get(k.label_strategy, 9), k.label_strategy,

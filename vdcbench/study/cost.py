@@ -21,6 +21,7 @@ from pathlib import Path
 from vdcbench.archive.timing import read_timing
 from vdcbench.core.errors import VdcError
 from vdcbench.evaluation.records import EvalRecord
+from vdcbench.protocol import parse_track_id
 from vdcbench.study.cells import StudyCell
 
 MANIFEST = "manifest.json"
@@ -38,8 +39,8 @@ class Estimate:
 
 
 def _frames(track: str) -> int:
-    ipc, _, frames = track.partition("-t")
-    return int(ipc[3:]) * int(frames)
+    ipc, frames = parse_track_id(track)
+    return ipc * frames
 
 
 class EvaluationRates:
