@@ -18,14 +18,14 @@ def _record(method: str, top1: float, *, seed: int = 0, track: str = "ipc1-t8",
             labels: str = "hard", net: str = "minic3d", archive: str = "a" * 64,
             condensation_seed: int = 0, wall: float = 100.0, variant: str = "official",
             dataset: str = "synthetic", config: dict | None = None,
-            formation: str | None = None) -> EvalRecord:
+            formation: str | None = None, kind: str = "selection") -> EvalRecord:
     # Archives are named by readable tags here; records on disk need a real hex sha256.
     key = RecordKey(archive_sha256=hashlib.sha256(archive.encode()).hexdigest(),
                     protocol_version=1, protocol_sha256="b" * 64,
                     dataset=dataset, dataset_sha256="d" * 64, track=track, label_strategy=labels,
                     variant=variant, net=net, teacher_sha256=None, seed=seed,
                     formation=formation)
-    method_info = {"name": method, "kind": "selection", "seed": condensation_seed}
+    method_info = {"name": method, "kind": kind, "seed": condensation_seed}
     if config is not None:
         method_info["config"] = config
     return EvalRecord(key=key, method=method_info,
@@ -62,6 +62,24 @@ def test_methods_table_pools_condensed_sets_and_orders_ipc_numerically():
     assert ("random", "IPC 5 hard") not in table.cells
     assert table.column_wall_seconds("IPC 10 hard") == 2000.0
     assert table.column_wall_seconds("IPC 1 hard") == pytest.approx(100.0)
+
+
+def test_distillation_rows_form_a_half_under_the_selection_half_each_under_a_heading():
+    records = _table6_records() + [
+        _record("edc", 40.0, labels="multi-sl", archive="e" * 64, kind="distillation"),
+        _record("dm", 19.0, archive="d" * 64, kind="distillation")]
+    table = pivot(records, "methods", PivotFilter(net="minic3d"))
+    # Alphabetically dm and edc would sit above rded; the kinds keep the halves apart.
+    assert table.rows == ("random", "rded", "dm", "edc")
+    names = [name for name, _ in table.row_texts()]
+    assert names == ["selection methods", "random", "rded", "distillation methods", "dm", "edc",
+                     "wall s / evaluation"]
+    heading_cells = dict(table.row_texts())["distillation methods"]
+    assert heading_cells == [""] * len(table.columns)
+    assert "| **distillation methods** |" in table.to_markdown("synthetic, minic3d")
+    # One kind alone needs no heading.
+    alone = pivot(_table6_records(), "methods", PivotFilter(net="minic3d"))
+    assert [name for name, _ in alone.row_texts()] == ["random", "rded", "wall s / evaluation"]
 
 
 def test_condensation_seed_filter_keeps_one_set_per_method():

@@ -111,6 +111,9 @@ class Pivot:
     # The teacher profile of the records that used a teacher ("protocol", "cpu", ...); None when
     # none did. A renderer names it when it is not the protocol's.
     teacher_profile: str | None = None
+    # Row -> the kind of method it holds ("selection", "distillation"), for a methods table: the
+    # study's Table 6 reads as a selection half over a distillation half, each under a heading.
+    row_kinds: dict[str, str] = field(default_factory=dict)
 
     FULL_DATA_ROW: ClassVar[str] = "full train split (protocol teacher)"
 
@@ -124,12 +127,22 @@ class Pivot:
         if self.full_data:
             rows.append((self.FULL_DATA_ROW, [f"{self.full_data[c]:.1f} (n 1)" if c in self.full_data
                                               else "–" for c in self.columns]))
+        heading = None
         for row in self.rows:
+            kind = self.row_kinds.get(row)
+            if kind is not None and kind != heading and len(set(self.row_kinds.values())) > 1:
+                heading = kind
+                rows.append((self.section_heading(kind), [""] * len(self.columns)))
             rows.append((row, [self.cells[(row, c)].text() if (row, c) in self.cells else "–"
                                for c in self.columns]))
         walls = [self.column_wall_seconds(c) for c in self.columns]
         rows.append(("wall s / evaluation", ["–" if w is None else f"{w:.0f}" for w in walls]))
         return rows
+
+    @staticmethod
+    def section_heading(kind: str) -> str:
+        """The heading row over one kind's rows, e.g. "selection methods"."""
+        return f"{kind} methods"
 
     def column_wall_seconds(self, column: str) -> float | None:
         """Mean wall time of one evaluation (one record) in a column: what a column costs a seed."""
@@ -139,7 +152,9 @@ class Pivot:
     def to_markdown(self, corner: str) -> str:
         lines = [f"| {corner} | " + " | ".join(self.columns) + " |",
                  "|---" * (len(self.columns) + 1) + "|"]
-        lines += [f"| {name} | " + " | ".join(texts) + " |" for name, texts in self.row_texts()]
+        headings = {self.section_heading(k) for k in self.row_kinds.values()}
+        lines += [f"| {f'**{name}**' if name in headings else name} | " + " | ".join(texts) + " |"
+                  for name, texts in self.row_texts()]
         return "\n".join(lines)
 
 
@@ -205,10 +220,16 @@ def distinguishing_settings(records: list[EvalRecord]) -> dict[int, str]:
     return labels
 
 
+# Selection rows over distillation rows, as in the study's Table 6; a kind a record does not
+# name (written before kinds were recorded) goes last rather than among either.
+_KIND_ORDER = {"selection": 0, "distillation": 1}
+
+
 def _row_method(record: EvalRecord, settings: str) -> tuple[str, tuple]:
     name = record.method.name
     row = f"{name} ({settings})" if settings else name
-    return row, (name != "random", name, settings)   # Random, the floor, first
+    kind = _KIND_ORDER.get(record.method.kind, len(_KIND_ORDER))
+    return row, (kind, name != "random", name, settings)   # Random, the floor, first
 
 
 def _row_method_track(record: EvalRecord, settings: str) -> tuple[str, tuple]:
@@ -263,7 +284,9 @@ def pivot(records: list[EvalRecord], kind: PivotKind, where: PivotFilter = Pivot
                            archives=len({r.key.archive_sha256 for r in members}),
                            wall_seconds=tuple(r.wall_seconds for r in members))
              for at, members in pooled.items()}
+    row_kinds = ({row_of(r, settings[id(r)])[0]: r.method.kind for r in chosen}
+                 if kind == "methods" else {})
     return Pivot(kind=kind, dataset=datasets.pop(), protocol_version=versions.pop(),
                  rows=tuple(sorted(row_keys, key=row_keys.__getitem__)),
                  columns=tuple(sorted(column_keys, key=column_keys.__getitem__)), cells=cells,
-                 teacher_profile=profiles.pop() if profiles else None)
+                 teacher_profile=profiles.pop() if profiles else None, row_kinds=row_kinds)
