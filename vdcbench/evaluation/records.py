@@ -8,6 +8,11 @@ other than the protocol's is in the path too (``hard-official-e2/seed0.json``), 
 teacher profile other than the protocol's (``multi-sl-official-teacher-cpu-57148d4bb08b``), and so
 is a temporal formation other than ``none`` (``hard-official-formation-slide-window``). Their
 JSON schema is ``protocol/schemas/result.schema.json``.
+
+A record also names the machine that made it (``machine``: CPU model, torch's CPU capability,
+torch, device; :mod:`vdcbench.evaluation.machine`), optional so that every record written before
+it reads, validates and round-trips unchanged. It is provenance, never identity: it is in no key,
+path or compared figure.
 """
 
 from __future__ import annotations
@@ -25,11 +30,12 @@ from vdcbench.core.atomic_file import write_json_atomic
 from vdcbench.core.errors import VdcError
 from vdcbench.core.json_values import load_json_strict
 from vdcbench.core.stats import Spread, mean_or_none
+from vdcbench.evaluation.machine import Machine
 from vdcbench.protocol import PROTOCOL_DIR
 
 RECORD_FORMAT = "vdcbench-result"
 RECORD_VERSION = 1
-_OPTIONAL_FIELDS = ("net_gflops_forward", "train_gflops", "torch_threads")
+_OPTIONAL_FIELDS = ("net_gflops_forward", "train_gflops", "torch_threads", "machine")
 SCHEMA_PATH = PROTOCOL_DIR / "schemas" / "result.schema.json"
 
 
@@ -232,6 +238,10 @@ class EvalRecord:
     train_gflops: float | None = None           # the run's training: ≈ 3 × forward × clips seen
     # CPU float sums are ordered by the intra-op thread count, so bitwise reproduction needs it.
     torch_threads: int | None = None
+    # The machine that ran it: torch picks CPU kernels per instruction set, so bit for bit also
+    # needs the same kind of CPU, and verify must know which one ran. None: written before
+    # records named it (such a record cannot tell another CPU from another result).
+    machine: Machine | None = None
 
     def __post_init__(self) -> None:
         # Callers that build records by hand (tests, importers) may still pass plain dicts.
@@ -239,6 +249,8 @@ class EvalRecord:
             object.__setattr__(self, "method", RecordedMethod.from_dict(self.method))
         if not isinstance(self.versions, RuntimeVersions):
             object.__setattr__(self, "versions", RuntimeVersions.from_dict(self.versions))
+        if self.machine is not None and not isinstance(self.machine, Machine):
+            object.__setattr__(self, "machine", Machine.from_dict(self.machine))
         if self.key.epochs is None:
             object.__setattr__(self, "key", replace(self.key, epochs=self.epochs))
         elif self.key.epochs != self.epochs:
@@ -255,6 +267,8 @@ class EvalRecord:
         for optional in _OPTIONAL_FIELDS:
             if body[optional] is None:
                 del body[optional]
+        if self.machine is not None:
+            body["machine"] = self.machine.to_dict()
         if self.key.teacher_profile is not None:
             name, sha = split_profile(self.key.teacher_profile)
             body["teacher_profile"] = {"name": name, "sha256": sha}
@@ -279,6 +293,8 @@ class EvalRecord:
                                 teacher_profile=profile, formation=formation)
         body["method"] = RecordedMethod.from_dict(body["method"])
         body["versions"] = RuntimeVersions.from_dict(body["versions"])
+        if body.get("machine") is not None:
+            body["machine"] = Machine.from_dict(body["machine"])
         return cls(**body)
 
     def to_disk(self, root: Path) -> Path:
