@@ -23,6 +23,7 @@ from vdcbench.models import build_net
 from vdcbench.models.flops import NetCost, net_cost, training_gflops
 from vdcbench.protocol import PROTOCOL_PROFILE, Protocol, TeacherProfile, teacher_profile
 # Re-exported: callers import the net choice from here too.
+from vdcbench.evaluation.machine import this_machine
 from vdcbench.evaluation.net_choice import (ALL_NETS, EVERY_NET,  # noqa: F401
                                             evaluation_nets, parse_nets)
 from vdcbench.evaluation.records import (EvalRecord, RecordedMethod, RecordKey,
@@ -249,6 +250,7 @@ class Evaluation:
             net_gflops_forward=round(student_cost.forward_gflops, 6),
             train_gflops=round(training_gflops(student_cost, result.clips, teacher_cost), 3),
             torch_threads=torch.get_num_threads(),
+            machine=this_machine(str(trainer.device)),
         )
         record.to_disk(self.results_dir)
         checkpoint.clear()
