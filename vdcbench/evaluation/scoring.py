@@ -22,8 +22,8 @@ from vdcbench.core.locks import exclusive
 from vdcbench.models import build_net
 from vdcbench.models.flops import NetCost, net_cost, training_gflops
 from vdcbench.protocol import PROTOCOL_PROFILE, Protocol, TeacherProfile, teacher_profile
-# Re-exported: callers import the net choice from here too.
 from vdcbench.evaluation.machine import this_machine
+# Re-exported: callers import the net choice from here too.
 from vdcbench.evaluation.net_choice import (ALL_NETS, EVERY_NET,  # noqa: F401
                                             evaluation_nets, parse_nets)
 from vdcbench.evaluation.records import (EvalRecord, RecordedMethod, RecordKey,
