@@ -86,8 +86,9 @@ def seed_line(check) -> str:
         return (head + f"[yellow]within tolerance[/] ±{check.tolerance:g} points, because "
                 f"{'; '.join(check.reasons)}: {moved} ({where})")
     because = f" (conditions: {'; '.join(check.reasons)})" if check.reasons else ""
+    notes = "".join(f"; {note}" for note in check.notes)
     return (head + "[red]different[/]: "
-            + "; ".join(d.describe() for d in check.outside) + because + f" ({where})")
+            + "; ".join(d.describe() for d in check.outside) + because + f" ({where}){notes}")
 
 
 def summary_line(reports) -> str:
@@ -119,7 +120,11 @@ def summary_line(reports) -> str:
                    "only reproduce within the tolerance).")
 @click.option("--tolerance", type=float, default=None,
               help="Top-1/top-5 points allowed when conditions differ from the claim's "
-                   "[default: 2.0].")
+                   "(thread count, device, torch) [default: 2.0].")
+@click.option("--cpu-tolerance", type=float, default=None,
+              help="Top-1/top-5 points allowed when only the kind of CPU differs from the one "
+                   "the claimed record names (its model or torch's CPU capability) "
+                   "[default: 1.5].")
 @click.option("--keep-records", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Keep the re-scored records here (default: a scratch folder, removed).")
 @click.option("--write-status", is_flag=True,
@@ -141,19 +146,25 @@ def summary_line(reports) -> str:
 @user_errors
 def verify_cmd(targets: tuple[str, ...], root: Path, records: tuple[Path, ...],
                archive: Path | None, seeds: str | None, nets: str | None, device: str,
-               threads: int | None, tolerance: float | None, keep_records: Path | None,
+               threads: int | None, tolerance: float | None, cpu_tolerance: float | None,
+               keep_records: Path | None,
                write_status: bool, by: str | None, changed: Path | None,
                sample: Path | None, budget: float | None, report: Path | None) -> None:
     """Re-score TARGETS (entries: entry.json, folder or id; or an archive with --records)
     from the archive at each seed's recorded thread count, and compare with the claimed
     results field by field. Exit 0 only when every seed is identical or within the tolerance
-    (conditions that differ: another thread count, a GPU, another torch); 1 otherwise."""
-    from vdcbench.leaderboard.verify import DEFAULT_TOLERANCE, VerifyOptions
+    (conditions that differ: another thread count, a GPU, another torch; another CPU, when the
+    claimed record names its machine), which an entry's status records as verified or
+    reproduced; 1 otherwise (a record that does not name its CPU and differs is different)."""
+    from vdcbench.leaderboard.verify import (DEFAULT_CPU_TOLERANCE, DEFAULT_TOLERANCE,
+                                             VerifyOptions)
 
     options = VerifyOptions(seeds=_int_list(seeds, "--seeds"),
                             nets=tuple(n for n in (nets or "").split(",") if n) or None,
                             device=device, threads=threads,
                             tolerance=DEFAULT_TOLERANCE if tolerance is None else tolerance,
+                            cpu_tolerance=(DEFAULT_CPU_TOLERANCE if cpu_tolerance is None
+                                           else cpu_tolerance),
                             keep_records=keep_records)
     if changed is not None:
         if targets:

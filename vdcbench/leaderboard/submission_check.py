@@ -391,6 +391,7 @@ def _report(outcome: Outcome, budget: float, changed: bool) -> dict[str, Any]:
         "budget_seconds": budget, "changed_entries": list(outcome.entries), "ok": outcome.ok,
         "checks": [{"entry": r.claim.name, "net": c.net, "seed": c.seed,
                     "outcome": c.outcome.value, "reasons": list(c.reasons),
+                    "notes": list(c.notes), "tolerance": c.tolerance,
                     "differences": [d.describe() for d in c.differences],
                     "recorded_wall_seconds": c.claimed.wall_seconds,
                     "wall_seconds": round(c.wall_seconds, 1)}
