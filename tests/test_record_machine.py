@@ -117,6 +117,18 @@ def test_a_malformed_machine_is_refused_in_one_line(tmp_path, machine, where):
     assert "\n" not in message and f"breaks the schema at {where}" in message
 
 
+def test_a_schema_refusal_naming_a_key_with_a_newline_stays_one_line(tmp_path):
+    """Found by tests/test_fuzz_records.py: the refusal names where the record breaks the
+    schema, and a key is the file's own text."""
+    path = _record(EPYC).to_disk(tmp_path)
+    data = json.loads(path.read_text())
+    data["by_epoch_top1"] = {"\n": None}
+    path.write_text(json.dumps(data))
+    with pytest.raises(VdcError) as error:
+        EvalRecord.from_disk(path)
+    assert "\n" not in str(error.value) and "by_epoch_top1/\\n" in str(error.value)
+
+
 def test_a_hand_built_malformed_machine_is_refused():
     with pytest.raises(ValueError, match="unknown field"):
         Machine.from_dict({"device": "cpu", "flags": "avx2"})

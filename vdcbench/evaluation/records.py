@@ -311,7 +311,9 @@ class EvalRecord:
             if data.get("format") == RECORD_FORMAT:   # other JSON is refused by from_dict
                 error = jsonschema.exceptions.best_match(_validator().iter_errors(data))
                 if error is not None:
-                    where = "/".join(str(p) for p in error.absolute_path) or "the record"
+                    # A key is the file's text: escaped, so a newline in one stays one line.
+                    where = ("/".join(str(p) for p in error.absolute_path)
+                             .encode("unicode_escape").decode("ascii") or "the record")
                     raise VdcError(f"result record {path} breaks the schema at {where}: "
                                    f"{error.message[:200]}")
             return cls.from_dict(data)
