@@ -35,7 +35,7 @@ from vdcbench.protocol import PROTOCOL_DIR
 
 RECORD_FORMAT = "vdcbench-result"
 RECORD_VERSION = 1
-_OPTIONAL_FIELDS = ("net_gflops_forward", "train_gflops", "torch_threads", "machine")
+_OPTIONAL_FIELDS = ("net_gflops_forward", "train_gflops", "torch_threads", "machine", "world_size")
 SCHEMA_PATH = PROTOCOL_DIR / "schemas" / "result.schema.json"
 
 
@@ -242,6 +242,9 @@ class EvalRecord:
     # needs the same kind of CPU, and verify must know which one ran. None: written before
     # records named it (such a record cannot tell another CPU from another result).
     machine: Machine | None = None
+    # Processes of a data-parallel (torchrun) run: float sums are grouped per rank, so bit for
+    # bit also needs the same count. None: one process (and every record written before).
+    world_size: int | None = None
 
     def __post_init__(self) -> None:
         # Callers that build records by hand (tests, importers) may still pass plain dicts.
