@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 
 from typing import TYPE_CHECKING
@@ -86,8 +87,16 @@ def evaluate_cmd(archive: Path, seeds: str, net: str, variant: str, device: str,
     check_archive_path(archive)
     check_nets(net)
     check_teacher_profile(teacher_profile_name)
-    evaluate_and_render(archive, parse_seeds(seeds), net, variant, device, json_path, results_dir,
-                        epochs, teacher_profile_name, formation)
+    chosen = parse_seeds(seeds)
+    # Under torchrun every process runs this command: one data-parallel evaluation (rank 0
+    # prints, writes records and --json).
+    from vdcbench.train.distributed import process_group
+    with process_group(device) as world:
+        if not world.is_writer:
+            from vdcbench.cli.teacher import quiet_consoles
+            quiet_consoles()
+        evaluate_and_render(archive, chosen, net, variant, world.device(device), json_path,
+                            results_dir, epochs, teacher_profile_name, formation)
 
 
 def check_nets(text: str) -> None:
@@ -137,12 +146,17 @@ def evaluate_and_render(archive: Path, seeds: tuple[int, ...], net: str, variant
     check_json_path(json_path)
     from vdcbench.core.atomic_file import write_json_atomic
     from vdcbench.evaluation.api import evaluate_archive
+    from vdcbench.evaluation.progress import SILENT
+    from vdcbench.train.distributed import current_world
 
-    with RichProgress() as progress:
+    writer = current_world().is_writer      # rank 0 of a torchrun launch draws and writes
+    with RichProgress() if writer else nullcontext(SILENT) as progress:
         report = evaluate_archive(archive, nets=net, seeds=seeds, variant=variant, device=device,
                                   results_dir=results_dir, epochs=epochs,
                                   teacher_profile=teacher_profile, formation=formation,
                                   progress=progress)
+    if not writer:
+        return
     render_report(report)
     if json_path is not None:
         write_json_atomic(json_path, report.to_dict())

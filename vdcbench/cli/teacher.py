@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+from contextlib import nullcontext
 from pathlib import Path
 
 import click
@@ -70,7 +71,29 @@ def teacher_train_cmd(dataset: str, net: str, profile_name: str, device: str,
     """Train the teacher of NET (any protocol net) on the full train split of DATASET.
 
     Ctrl-C stops after the training step in progress; the finished epochs are kept, and the
-    same command resumes from them."""
+    same command resumes from them. Under `torchrun --nproc-per-node N -m vdcbench teacher
+    train ...` the training is data-parallel over the N processes; rank 0 alone prints and
+    saves."""
+    from vdcbench.train.distributed import process_group
+    with process_group(device) as world:
+        if not world.is_writer:
+            quiet_consoles()
+        train_teacher_and_report(dataset, net, profile_name, device, epochs, shuffle_frames,
+                                 videos_per_class, tiny, json_path, no_resume, world)
+
+
+def quiet_consoles() -> None:
+    """Ranks other than 0 of a torchrun launch print nothing (errors still reach stderr)."""
+    console.quiet = True
+    out.quiet = True
+
+
+def train_teacher_and_report(dataset: str, net: str, profile_name: str, device: str,
+                             epochs: int | None, shuffle_frames: bool,
+                             videos_per_class: int | None, tiny: bool, json_path: Path | None,
+                             no_resume: bool, world) -> None:
+    """The command's work on one rank (``world``, a ``distributed.World``): rank 0 prints,
+    draws the progress and writes ``--json``."""
     from vdcbench.cli.interrupts import stop_on_sigint
     from vdcbench.data.datasets import resolve_dataset
     from vdcbench.protocol import LATEST_VERSION, load_protocol, teacher_profile
@@ -85,7 +108,10 @@ def teacher_train_cmd(dataset: str, net: str, profile_name: str, device: str,
         videos_per_class = videos_per_class or 2
     if epochs is not None and epochs < 1:
         raise click.BadParameter(f"must be at least 1, not {epochs}", param_hint="--epochs")
-    cost = teacher_cost(p, ds, net, profile, device=device)
+    writer = world.is_writer
+    # Only rank 0 prints the estimate: the others need not time a step to make it.
+    cost = teacher_cost(p, ds, net, profile, device=world.device(device),
+                        seconds_per_clip=None if writer else 0.0)
     recipe = cost.recipe
     total = epochs or recipe.epochs
     if epochs is None and videos_per_class is None:
@@ -98,16 +124,21 @@ def teacher_train_cmd(dataset: str, net: str, profile_name: str, device: str,
                         + (["--shuffle-frames"] if shuffle_frames else [])
                         + (["--device", device] if device != "cpu" else []))
     try:
-        with progress_bar() as bar, stop_on_sigint(StopRequest()) as stop:
-            task = bar.add_task(f"teacher {net} on {dataset}", total=total, info="")
+        with (progress_bar() if writer else nullcontext()) as bar, \
+                stop_on_sigint(StopRequest()) as stop:
+            on_step = None
+            if bar is not None:
+                task = bar.add_task(f"teacher {net} on {dataset}", total=total, info="")
 
-            def on_step(epoch: int, epochs_: int, step: int, steps: int, loss: float) -> None:
-                bar.update(task, total=epochs_ * steps, completed=epoch * steps + step,
-                           info=f"epoch {epoch + 1}/{epochs_} step {step}/{steps} "
-                                f"loss {loss:.3f}")
+                def on_step(epoch: int, epochs_: int, step: int, steps: int,
+                            loss: float) -> None:
+                    bar.update(task, total=epochs_ * steps, completed=epoch * steps + step,
+                               info=f"epoch {epoch + 1}/{epochs_} step {step}/{steps} "
+                                    f"loss {loss:.3f}")
 
             sidecar, _ = train_teacher(
-                p, ds, net, epochs=epochs, shuffle_frames=shuffle_frames, device=device,
+                p, ds, net, epochs=epochs, shuffle_frames=shuffle_frames,
+                device=world.device(device),
                 videos_per_class=videos_per_class, profile=profile,
                 resume_store=None if no_resume else teacher_resume_store(),
                 on_step=on_step, stop=stop)
@@ -119,8 +150,9 @@ def teacher_train_cmd(dataset: str, net: str, profile_name: str, device: str,
     saved = sidecar.sha256 is not None
     out.print(f"teacher {net} on {dataset}: validation top-1 {sidecar.val_top1:.1f}% "
               f"({sidecar.epochs_run} epochs of recipe {recipe.name}, profile {profile_name}, "
-              f"{sidecar.train_gflops / 1e3:.1f} TFLOP, {sidecar.wall_seconds:.0f} s)"
-              + ("" if saved else "  \\[not saved: not the declared recipe]"))
-    if json_path:
+              f"{sidecar.train_gflops / 1e3:.1f} TFLOP, {sidecar.wall_seconds:.0f} s"
+              + (f", {sidecar.world_size} processes" if sidecar.world_size else "") + ")"
+              + ("" if saved or not writer else "  \\[not saved: not the declared recipe]"))
+    if json_path and writer:
         from vdcbench.core.atomic_file import write_json_atomic
         write_json_atomic(json_path, sidecar.to_dict())

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+from contextlib import nullcontext
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ from vdcbench.evaluation.run_profile import resolve_teacher_profile
 from vdcbench.evaluation.scoring import EvalSettings, Evaluation, parse_nets, seed_lock
 from vdcbench.methods import CondensationTask, get_method
 from vdcbench.protocol import LATEST_VERSION, Dataset, Protocol, TeacherProfile, load_protocol
+from vdcbench.train.distributed import SINGLE, World, broadcast_object, current_world
 from vdcbench.train.interrupt import StopRequest
 
 ArchiveLike = str | os.PathLike | LoadedArchive
@@ -133,15 +135,18 @@ def evaluate_cell(archive: ArchiveLike, net: str, seed: int, *, variant: str = "
 def _score_seed(evaluation: Evaluation, seed: int, progress: Progress) -> tuple[EvalRecord, bool]:
     """The seed's record and whether it was reused: the one place resume is decided. Under the
     seed's lock, so of two processes on one results folder the second waits for the first's
-    record and reuses it: each record is trained and written once."""
-    with seed_lock(evaluation, seed):
-        return _reuse_or_train(evaluation, seed, progress)
+    record and reuses it: each record is trained and written once. The ranks of one torchrun
+    launch are one run: rank 0 alone takes the lock (a rank waiting on it would stall the
+    collectives rank 0 trains with) and decides for all whether the record exists."""
+    world = current_world()
+    with seed_lock(evaluation, seed) if world.is_writer else nullcontext():
+        return _reuse_or_train(evaluation, seed, progress, world)
 
 
-def _reuse_or_train(evaluation: Evaluation, seed: int,
-                    progress: Progress) -> tuple[EvalRecord, bool]:
+def _reuse_or_train(evaluation: Evaluation, seed: int, progress: Progress,
+                    world: World = SINGLE) -> tuple[EvalRecord, bool]:
     net = evaluation.settings.net
-    cached = evaluation.existing(seed)
+    cached = broadcast_object(evaluation.existing(seed) if world.is_writer else None, world)
     if cached is not None:
         progress.seed_reused(net, cached)
         return cached, True

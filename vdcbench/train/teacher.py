@@ -40,6 +40,7 @@ from vdcbench.protocol import (PROTOCOL_PROFILE, Dataset, Loss, Optimizer, Proto
                                TeacherProfile, TeacherRecipe, load_teacher_profiles)
 from vdcbench.core.randomness import STREAM_INIT, torch_seed
 from vdcbench.train.checkpoint import FitCheckpoint
+from vdcbench.train.distributed import current_world
 from vdcbench.train.interrupt import StopRequest
 from vdcbench.train.sources import VideoWindows
 from vdcbench.train.trainer import FitConfig, StepProgress, Trainer
@@ -57,7 +58,8 @@ class TeacherSidecar:
     to JSON. A field that is None is absent from the JSON: ``sha256`` (of the weights file) for
     a teacher that was not saved, ``videos_per_class`` unless the run was shrunk, and the compute
     figures in sidecars written before vdcbench measured them (the shipped teacher's), and
-    ``profile`` (the teacher profile's name and sha256) for a protocol teacher.
+    ``profile`` (the teacher profile's name and sha256) for a protocol teacher, and
+    ``world_size`` (the processes a data-parallel training ran on) for one that ran in one.
     """
 
     net: str
@@ -79,6 +81,7 @@ class TeacherSidecar:
     videos_per_class: int | None = None
     sha256: str | None = None
     profile: Mapping[str, str] | None = None
+    world_size: int | None = None
 
     @property
     def profile_name(self) -> str:
@@ -132,7 +135,8 @@ class TeacherSidecar:
                    **values)
 
 
-_OPTIONAL_KEYS = ("net_gflops_forward", "train_gflops", "videos_per_class", "sha256")
+_OPTIONAL_KEYS = ("net_gflops_forward", "train_gflops", "videos_per_class", "sha256",
+                  "world_size")
 _OPTIONAL_MAPPINGS = ("profile",)
 
 
@@ -280,6 +284,10 @@ def train_teacher(protocol: Protocol, dataset: Dataset, net: str = "minic3d", *,
     resumes where it left off (a ResNet teacher takes hours on a CPU). ``progress`` hears of each
     epoch, ``on_step`` of each step; a requested ``stop`` ends the fit after the step in progress
     (``FitInterrupted``), its finished epochs kept in the resume store.
+
+    Launched by torchrun (a process group joined), the training is data-parallel over its
+    processes (see ``trainer``): every process returns the sidecar and the net, rank 0 alone
+    saves the teacher and clears the resume state, and the sidecar says how many ran.
     """
     declared = teacher_recipe_for(protocol, dataset, net, profile)
     recipe = recipe or declared
@@ -295,7 +303,8 @@ def train_teacher(protocol: Protocol, dataset: Dataset, net: str = "minic3d", *,
                                   shuffle_frames_seed=recipe.seed if shuffle_frames else None)
     torch.manual_seed(torch_seed(recipe.seed, STREAM_INIT))
     model = build_net(protocol.net(net), dataset.num_classes)
-    trainer = Trainer(model, config, source, seed=recipe.seed, device=device)
+    world = current_world()
+    trainer = Trainer(model, config, source, seed=recipe.seed, device=device, world=world)
     data_sha256 = dataset_sha256(dataset)
     checkpoint = None
     if resume_store is not None:
@@ -320,15 +329,16 @@ def train_teacher(protocol: Protocol, dataset: Dataset, net: str = "minic3d", *,
         versions=MappingProxyType({"vdcbench": __version__, "torch": torch.__version__,
                                    "python": platform.python_version()}),
         videos_per_class=videos_per_class,
-        profile=None if profile is None else MappingProxyType(profile.identity()))
+        profile=None if profile is None else MappingProxyType(profile.identity()),
+        world_size=world.size if world.parallel else None)
     is_declared_teacher = (config.epochs == recipe.epochs and not shuffle_frames
                            and videos_per_class is None and recipe == declared)
-    if save and is_declared_teacher:
+    if save and is_declared_teacher and world.is_writer:
         folder = output_dir or teachers_dir()
         sha = _save_teacher(model, sidecar, folder,
                             teacher_filename(protocol, dataset.name, net, profile))
         sidecar = dataclasses.replace(sidecar, sha256=sha)
-    if checkpoint is not None:
+    if checkpoint is not None and world.is_writer:
         checkpoint.clear()
     return sidecar, model
 
