@@ -62,6 +62,21 @@ def test_this_machine_names_the_cpu_torch_and_device():
     assert Machine.from_dict(machine.to_dict()) == machine
 
 
+def test_an_evaluation_writes_the_machine_into_its_record(protocol, tmp_path, random_ipc1):
+    """A 2-epoch evaluation (the tiny preset the record tests use) names this machine."""
+    from vdcbench.archive import read_archive
+    from vdcbench.evaluation.scoring import EvalSettings, Evaluation
+
+    evaluation = Evaluation(protocol, read_archive(random_ipc1[1]),
+                            EvalSettings(seeds=(0,), epochs=2), tmp_path)
+    record = evaluation.run_seed(0)
+    assert record.machine == this_machine("cpu")
+    stored = json.loads(next(tmp_path.rglob("seed0.json")).read_text())
+    assert stored["machine"] == this_machine("cpu").to_dict()
+    assert "machine" not in stored["key"]
+    assert EvalRecord.from_disk(next(tmp_path.rglob("seed0.json"))) == record
+
+
 @pytest.mark.parametrize("machine", [EPYC, Machine(device="NVIDIA H200", torch="2.14.1"), None])
 def test_a_record_with_or_without_its_machine_round_trips(tmp_path, machine):
     record = _record(machine)
