@@ -230,6 +230,15 @@ def test_several_reasons_get_the_loosest_tolerance():
     assert check.reasons[1].startswith("another CPU")
 
 
+def test_another_process_count_is_a_reason_under_the_general_tolerance():
+    """A record of a data-parallel run (world_size 2) re-scored in one process."""
+    claimed = SeedResult.from_record(_record(EPYC, world_size=2))
+    check = compare_seed("minic3d", claimed, _record(EPYC, **MOVED), 2.0, machine=EPYC,
+                         world_size=2)
+    assert check.outcome is Outcome.WITHIN_TOLERANCE and check.tolerance == 2.0
+    assert check.reasons == ("another process count (1 here, 2 claimed)",)
+
+
 def test_other_cpu_needs_both_machines():
     assert other_cpu(None, EPYC) is None and other_cpu(EPYC, None) is None
     assert other_cpu(EPYC, EPYC) is None
@@ -272,6 +281,8 @@ def test_an_entry_claim_reads_each_seeds_machine_from_its_record(tmp_path, proto
     entry, root = _entry_with_records(tmp_path, protocol, XEON)
     claim = claim_from_entry(entry, root)
     assert claim.machines == {("minic3d", 0): XEON, ("minic3d", 1): XEON}
+    assert {pair: r.weights_sha256 for pair, r in claim.records.items()} == {
+        ("minic3d", s.seed): s.weights_sha256 for s in entry.net("minic3d").seeds}
     # An archive and its records as the claim: the records' own machines.
     records = load_records(root / "records")
     assert claim_from_records(claim.archive, records).machines == claim.machines
@@ -285,7 +296,8 @@ def test_an_entry_claim_reads_each_seeds_machine_from_its_record(tmp_path, proto
 
 def test_an_entry_whose_records_name_no_machine_claims_none(tmp_path, protocol):
     entry, root = _entry_with_records(tmp_path, protocol, None)
-    assert claim_from_entry(entry, root).machines == {}
+    claim = claim_from_entry(entry, root)
+    assert claim.machines == {} and len(claim.records) == 2
 
 
 def test_a_status_earned_on_another_cpu_is_reproduced_and_validates(tmp_path, protocol):

@@ -86,9 +86,15 @@ class Claim:
     archive: Path
     entry: Entry | None = None      # when the claim is an entry (its status can be written)
     root: Path | None = None        # the submissions folder the entry sits in
-    # (net, seed) -> the machine its record names; a seed whose record predates the field (or
-    # is not at hand) is absent, and cannot tell another CPU from another result.
-    machines: Mapping[tuple[str, int], Machine] = field(default_factory=dict)
+    # (net, seed) -> the record the claimed seed was made from, where at hand: the provenance
+    # an entry does not keep (the machine, the process count). A seed without one cannot tell
+    # another CPU from another result.
+    records: Mapping[tuple[str, int], EvalRecord] = field(default_factory=dict)
+
+    @property
+    def machines(self) -> dict[tuple[str, int], Machine]:
+        """(net, seed) -> the machine its record names (seeds whose record names none left out)."""
+        return {pair: r.machine for pair, r in self.records.items() if r.machine is not None}
 
 
 @dataclass(frozen=True)
@@ -181,27 +187,25 @@ def claim_from_entry(entry: Entry, root: str | os.PathLike[str],
         raise VdcError(f"entry {entry.id}: archive {path} is missing")
     return Claim(name=entry.id, measurement=entry.measurement, results=entry.results,
                  archive=path, entry=entry, root=Path(root),
-                 machines=recorded_machines(entry, Path(root) / "records"))
+                 records=source_records(entry, Path(root) / "records"))
 
 
-def recorded_machines(entry: Entry, records: Path) -> dict[tuple[str, int], Machine]:
-    """(net, seed) -> the machine named by the record each seed of ``entry`` was made from,
-    under ``records`` (a submissions folder's records, where CI requires them): an entry keeps
-    figures, not provenance, so its seeds' machines are read from their records. A seed whose
-    record is missing, names no machine, or is not the one the entry holds (another weights
-    hash) is left out."""
+def source_records(entry: Entry, records: Path) -> dict[tuple[str, int], EvalRecord]:
+    """(net, seed) -> the record each seed of ``entry`` was made from, under ``records`` (a
+    submissions folder's records, where CI requires them): an entry keeps figures, not
+    provenance, so its seeds' machines are read from their records. A seed whose record is
+    missing, or is not the one the entry holds (another weights hash), is left out."""
     from vdcbench.evaluation.records import RecordKey, find_record
 
-    machines = {}
+    found = {}
     for results in entry.results:
         for seed in results.seeds:
             key = RecordKey(**dataclasses.asdict(entry.measurement), net=results.net,
                             seed=seed.seed)
             record = find_record(records, key, entry.method.name)
-            if (record is not None and record.machine is not None
-                    and record.weights_sha256 == seed.weights_sha256):
-                machines[(results.net, seed.seed)] = record.machine
-    return machines
+            if record is not None and record.weights_sha256 == seed.weights_sha256:
+                found[(results.net, seed.seed)] = record
+    return found
 
 
 def claim_from_records(archive: str | os.PathLike[str], records: Sequence[EvalRecord]) -> Claim:
@@ -212,8 +216,7 @@ def claim_from_records(archive: str | os.PathLike[str], records: Sequence[EvalRe
     measurement = one_measurement(records)
     return Claim(name=os.fspath(archive), measurement=measurement,
                  results=net_results(records), archive=Path(archive),
-                 machines={(r.key.net, r.key.seed): r.machine for r in records
-                           if r.machine is not None})
+                 records={(r.key.net, r.key.seed): r for r in records})
 
 
 def planned(claim: Claim, options: VerifyOptions) -> list[tuple[str, SeedResult]]:
@@ -329,15 +332,18 @@ def _check_seed(claim: Claim, loaded, net: str, claimed: SeedResult, options: Ve
                                device=options.device, results_dir=folder, epochs=m.epochs,
                                progress=progress)
     wall = time.perf_counter() - started
+    source = claim.records.get((net, claimed.seed))
     return compare_seed(net, claimed, record, options.tolerance, wall,
-                        machine=claim.machines.get((net, claimed.seed)),
+                        machine=source.machine if source is not None else None,
+                        world_size=source.world_size if source is not None else None,
                         cpu_tolerance=options.cpu_tolerance)
 
 
-def conditions(claimed: SeedResult, record: EvalRecord,
-               machine: Machine | None = None) -> tuple[str, ...]:
+def conditions(claimed: SeedResult, record: EvalRecord, machine: Machine | None = None,
+               world_size: int | None = None) -> tuple[str, ...]:
     """Why a re-scoring could not repeat the claim's conditions (empty when it did), but for
-    the kind of CPU (:func:`other_cpu`); ``machine`` is the claimed seed's, when known."""
+    the kind of CPU (:func:`other_cpu`); ``machine`` and ``world_size`` are the claimed seed's
+    record's, when known (None: not named, or one process)."""
     reasons = []
     if claimed.torch_threads is None:
         reasons.append("the claim does not record its torch thread count")
@@ -350,6 +356,9 @@ def conditions(claimed: SeedResult, record: EvalRecord,
           and record.machine is not None and machine.device != record.machine.device):
         reasons.append(f"another accelerator ({record.machine.device} here, "
                        f"{machine.device} claimed)")
+    if (record.world_size or 1) != (world_size or 1):
+        reasons.append(f"another process count ({record.world_size or 1} here, "
+                       f"{world_size or 1} claimed)")
     ours, theirs = record.versions.torch, claimed.versions.get("torch")
     if theirs is None or ours != theirs:
         reasons.append(f"another torch ({ours} here, {theirs or 'unrecorded'} claimed)")
@@ -381,11 +390,13 @@ def _tolerated(difference: FieldDifference, tolerance: float) -> bool:
 
 def compare_seed(net: str, claimed: SeedResult, record: EvalRecord, tolerance: float,
                  wall_seconds: float = 0.0, *, machine: Machine | None = None,
+                 world_size: int | None = None,
                  cpu_tolerance: float = DEFAULT_CPU_TOLERANCE) -> SeedCheck:
-    """Compare a re-scored record with the claimed seed, field by field. ``machine`` is the
-    one the claimed seed's record names (None: it names none); another kind of CPU than the
-    re-scoring's is a reason, under ``cpu_tolerance``; the other reasons are under
-    ``tolerance``, and several reasons together get the loosest of theirs."""
+    """Compare a re-scored record with the claimed seed, field by field. ``machine`` and
+    ``world_size`` are what the claimed seed's record names (None: it names no machine, or ran
+    in one process). Another kind of CPU than the re-scoring's is a reason, under
+    ``cpu_tolerance``; the other reasons are under ``tolerance``, and several reasons together
+    get the loosest of theirs."""
     differences = []
     for name in _EXACT + _SCORES + _BITS:
         ours, theirs = getattr(record, name), getattr(claimed, name)
@@ -395,7 +406,7 @@ def compare_seed(net: str, claimed: SeedResult, record: EvalRecord, tolerance: f
             same = ours == theirs
         if not same:
             differences.append(FieldDifference(name, theirs, ours))
-    general = conditions(claimed, record, machine)
+    general = conditions(claimed, record, machine, world_size)
     cpu = other_cpu(machine, record.machine)
     reasons = general + ((cpu,) if cpu else ())
     applied = max([tolerance] * bool(general) + [cpu_tolerance] * bool(cpu), default=tolerance)
