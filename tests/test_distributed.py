@@ -149,7 +149,9 @@ def test_torchrun_environment():
             launch_from_env(bad)
         assert "\n" not in str(caught.value) and "RANK" in str(caught.value)
     assert World(1, 2, 1).device("cuda") == "cuda:1" and World(1, 2, 1).device("cpu") == "cpu"
-    assert SINGLE.device("cuda") == "cuda"
+    assert SINGLE.device("cuda") == "cuda" and SINGLE.device("cuda:1") == "cuda:1"
+    with pytest.raises(VdcError, match="--device cuda "):
+        World(0, 2, 0).device("cuda:0")
 
 
 def test_shard_dropout_keeps_its_rows_of_the_global_mask():

@@ -60,9 +60,14 @@ class World:
         return self.size > 1
 
     def device(self, device: str) -> str:
-        """The device this rank trains on: a bare ``cuda`` becomes its local GPU."""
+        """The device this rank trains on: a bare ``cuda`` becomes its local GPU; a numbered
+        GPU is refused, since every rank would take that one."""
         if self.parallel and device == "cuda":
             return f"cuda:{self.local_rank}"
+        if self.parallel and device.startswith("cuda:"):
+            raise VdcError(f"--device {device} on {self.size} processes would put every one on "
+                           f"that GPU; pass --device cuda (each process takes the GPU of its "
+                           f"LOCAL_RANK)")
         return device
 
 
