@@ -155,7 +155,8 @@ def score(net: nn.Module, validation: ValidationClips, normalize: Normalize, dev
 
 
 # Buffers (BatchNorm's running statistics) are the global batch's on every rank already: DDP
-# need not copy rank 0's before each forward. torch 2.14 renamed the switch.
+# need not copy rank 0's before each forward. The torch installed here (2.14) deprecates
+# broadcast_buffers for forward_sync_buffers; older ones (>= 2.4 is supported) lack the new name.
 _NO_BUFFER_SYNC = ({"forward_sync_buffers": False}
                    if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
                    else {"broadcast_buffers": False})
