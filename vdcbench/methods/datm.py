@@ -25,6 +25,13 @@ Archives under the ``soft`` label strategy carry the learned logits as their sof
 evaluation's ``soft`` strategy trains on them with MSE-GT, as the study's val.py loads DATM's
 ``labels_best.pt``); under ``hard`` and ``multi-sl`` the clips carry their class labels.
 
+On a temporal track of T frames (the ``formation`` setting, as MTT's): the initial clips are
+each video's centred T-frame window, the experts judge a T-frame clip (which clips it keeps, and
+its initial soft labels) by the clips the formation forms from it without chance (the centred
+8-frame window under ``slide-window``, the mean logits of its segments under ``segment``), and
+the student steps train through the formation as MTT's do, each clip against its instance's
+learnable soft label, the soft cross-entropy averaged per instance.
+
 Deviations (protocol/CHANGELOG.md): those of MTT, and the video DATM's own values are unknown
 (its distillation code is not released), so the defaults are the image DATM's Tiny ImageNet IPC 1
 configuration (syn_steps 40, expert_epochs 2, window 0/15/20, expansion_end 2000, lr_y 10,
@@ -42,12 +49,13 @@ from vdcbench.archive.condensed import CondensedSet, MethodInfo, MethodKind
 from vdcbench.core.errors import VdcError
 from vdcbench.data.splits import class_members
 from vdcbench.methods.base import CondensationTask
-from vdcbench.methods.distillation import stored_clips
+from vdcbench.methods.distillation import method_formation, resolved_config, stored_clips
 from vdcbench.methods.features import centred_clips
 from vdcbench.methods.mtt import MTT, TrajectoryObjective, check_segment, check_trajectory_config
 from vdcbench.protocol import LabelSource
 from vdcbench.train.augment import Normalize, to_unit_float
 from vdcbench.train.experts import ExpertSet, build_expert_net
+from vdcbench.train.formation import Formation, form_clips, mean_by_owner
 
 DATM_KEY = 1_000_003
 
@@ -95,6 +103,11 @@ class Config:
     checkpoint_every: int = 100  # iterations between saved resume states
     # A declared smaller recipe: cpu (synthetic, <= 20 min at IPC 1 on one core) or tiny
     preset: str = ""
+    # Temporal formation on a track of other than 8 frames (segment, slide-window,
+    # interpolate-duplicate, interpolate-linear, interpolate-linear-w4): how the experts see
+    # the T-frame clips and each student step forms them, recorded for evaluation; empty: the
+    # track's default (slide-window above 8 frames, interpolate-linear below).
+    formation: str = ""
 
     def __post_init__(self) -> None:
         check_trajectory_config(self, PRESETS, "datm")
@@ -123,6 +136,7 @@ def start_window(config: Config, iteration: int) -> tuple[int, int]:
 
 class DATMObjective(TrajectoryObjective):
     key = DATM_KEY
+    method = "datm"
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -151,21 +165,34 @@ def _label_epoch(config: Config, experts: ExpertSet) -> int:
 
 @torch.no_grad()
 def expert_logits(task: CondensationTask, experts: ExpertSet, ids: list[int], epoch: int,
-                  clips: torch.Tensor, batch_size: int = 50) -> torch.Tensor:
-    """Logits (E, N, C) of each expert at ``epoch`` on uint8 or pixel-scale ``clips``, eval mode."""
+                  clips: torch.Tensor, batch_size: int = 50,
+                  formation: Formation | None = None) -> torch.Tensor:
+    """Logits (E, N, C) of each expert at ``epoch`` on uint8 or pixel-scale ``clips``, eval mode.
+
+    With a ``formation`` (a temporal track) an expert sees the clips it forms from each T-frame
+    clip without chance, and a clip's logits are the mean over them."""
     trainer = task.protocol.trainer
     normalize = Normalize(trainer.normalize_mean, trainer.normalize_std)
     net = build_expert_net(task.protocol, task.dataset, experts.recipe).to(task.device).eval()
+    formed = formation is not None and formation.name != "none"
+
+    def logits_of(chunk: torch.Tensor) -> torch.Tensor:
+        if not formed:
+            return net(normalize(to_unit_float(chunk.to(task.device)))).float().cpu()
+        clips_of = form_clips(chunk, formation)
+        logits = net(normalize(to_unit_float(clips_of.clips.to(task.device)))).float().cpu()
+        return mean_by_owner(logits, clips_of.owners)
+
     out = []
     for expert in ids:
         net.load_state_dict(experts.snapshot(expert, epoch), strict=False)
-        out.append(torch.cat([
-            net(normalize(to_unit_float(clips[i:i + batch_size].to(task.device)))).float().cpu()
-            for i in range(0, clips.shape[0], batch_size)]))
+        out.append(torch.cat([logits_of(clips[i:i + batch_size])
+                              for i in range(0, clips.shape[0], batch_size)]))
     return torch.stack(out)
 
 
 def correctly_classified(task: CondensationTask, experts: ExpertSet, ids: list[int], epoch: int,
+                         formation: Formation | None = None,
                          ) -> tuple[torch.Tensor, torch.Tensor]:
     """DATM's ``samples_predicted_correctly``: per class, IPC real clips the first expert gets
     right (the class's videos in a random order), topped up by its most confident others."""
@@ -179,7 +206,8 @@ def correctly_classified(task: CondensationTask, experts: ExpertSet, ids: list[i
         for first in range(0, len(order), 50):
             batch = centred_clips(split, order[first:first + 50], task.protocol,
                                   task.track.frames)
-            logits = expert_logits(task, experts, ids[:1], epoch, batch)[0]
+            logits = expert_logits(task, experts, ids[:1], epoch, batch,
+                                   formation=formation)[0]
             right = logits.argmax(1) == label
             prob = logits.softmax(1)[:, label]
             for i in range(batch.shape[0]):
@@ -198,9 +226,10 @@ def correctly_classified(task: CondensationTask, experts: ExpertSet, ids: list[i
 
 
 def initial_soft_labels(task: CondensationTask, experts: ExpertSet, ids: list[int], epoch: int,
-                        clips: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+                        clips: torch.Tensor, labels: torch.Tensor,
+                        formation: Formation | None = None) -> torch.Tensor:
     """Per clip, the mean logits of the experts that classify it correctly (all, where none does)."""
-    logits = expert_logits(task, experts, ids, epoch, clips)           # (E, N, C)
+    logits = expert_logits(task, experts, ids, epoch, clips, formation=formation)  # (E, N, C)
     right = (logits.argmax(2) == labels[None, :]).float()               # (E, N)
     weights = torch.where(right.sum(0, keepdim=True) > 0, right, torch.ones_like(right))
     return (logits * weights[..., None]).sum(0) / weights.sum(0)[:, None]
@@ -220,14 +249,15 @@ class DATM(MTT):
 
     def initial(self, task: CondensationTask, experts: ExpertSet, ids: list[int]):
         self.run_checks(experts)
-        return correctly_classified(task, experts, ids, _label_epoch(self.config, experts))
+        return correctly_classified(task, experts, ids, _label_epoch(self.config, experts),
+                                    method_formation(task, self))
 
     def make_objective(self, task: CondensationTask, experts: ExpertSet, ids: list[int],
                        clips: torch.Tensor, labels: torch.Tensor) -> DATMObjective:
         # On a resume the checkpoint's learned labels replace these at once; computing them is
         # a forward pass of the experts over the (few) synthetic clips.
         soft = initial_soft_labels(task, experts, ids, _label_epoch(self.config, experts),
-                                   clips, labels)
+                                   clips, labels, method_formation(task, self))
         return DATMObjective(task, self.config, clips, labels, experts, ids, soft_labels=soft)
 
     def condense(self, task: CondensationTask) -> CondensedSet:
@@ -236,9 +266,9 @@ class DATM(MTT):
         videos = stored_clips(result.clips, self.config.storage)
         if strategy.labels is not LabelSource.ARCHIVE_LOGITS:
             return task.finish(self, videos, result.labels, wall_seconds=result.seconds)
-        import dataclasses
+        # The formation recorded as task.finish records it (none at all on 8 frames).
         info = MethodInfo(name=self.name, kind=self.kind,
-                          config=dataclasses.asdict(self.config), seed=task.seed,
+                          config=resolved_config(task, self), seed=task.seed,
                           wall_seconds=result.seconds, device=task.device)
         return CondensedSet(videos=videos, labels=result.labels.to(torch.int64),
                             soft_labels=learned["soft_labels"].float().contiguous(),

@@ -22,6 +22,14 @@ moving averages), its optimisers, and one iteration. :func:`distill` does the re
 - **Storage**: clips are optimised in pixel scale [0, 1], unclamped unless the method clamps
   them; they are stored clamped to [0, 1] (the range of an image, inside the reader's tolerance)
   as float16 unless the config says float32 (:func:`stored_clips`).
+- **Temporal tracks**: a method's ``formation`` setting (the track's default when empty) names
+  how its T-frame synthetic videos become the 8-frame clips a net eats (the study's co-optimised
+  slide-window, section 3.1): every iteration the method feeds the nets
+  ``form_clips(synthetic, formation, rng)`` with a generator from :func:`window_rng`, keyed by
+  the iteration, so the window is as reproducible and resumable as every other draw, and the
+  gradient reaches only the frames the window read. On the protocol's 8 frames the formation is
+  ``none``: the clips are fed as before, and neither the identity nor the manifest names it
+  (:func:`resolved_config`), so results and checkpoints made before formations keep their keys.
 
 A method's ``Config`` declares presets (``--set preset=cpu``): a preset replaces the faithful
 values of the keys it names, except where a key was given a value other than its faithful
@@ -39,6 +47,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from vdcbench.core.errors import VdcError
@@ -47,6 +56,7 @@ from vdcbench.methods.base import CondensationTask, Method
 from vdcbench.protocol.spec import canonical_sha256
 from vdcbench.core.randomness import STREAM_METHOD, torch_seed
 from vdcbench.train.checkpoint import FitCheckpoint
+from vdcbench.train.formation import Formation
 
 STORAGE_DTYPES = {"float16": torch.float16, "float32": torch.float32}
 
@@ -99,11 +109,39 @@ def method_torch_seed_keys(task: CondensationTask, *keys: int) -> tuple[int, ...
     return (task.seed, STREAM_METHOD, *keys)
 
 
+# Sets the window draws of a formation apart from a method's other draws of the same iteration
+# (its real batch, its crops), so that adding them changed none of those.
+WINDOW_KEY = 1_000_900
+
+
+def window_rng(task: CondensationTask, method_key: int, iteration: int,
+               *keys: int) -> np.random.Generator:
+    """The generator a formation draws an iteration's windows from: keyed by the method, the
+    iteration and ``keys`` (a class, a batch), never carried between iterations, so a resumed run
+    draws the windows an unbroken one does."""
+    return task.rng(method_key, iteration, WINDOW_KEY, *keys)
+
+
+# ------------------------------------------------------------------------------- formation
+def method_formation(task: CondensationTask, method: Method) -> Formation:
+    """The formation ``method``'s config names for this task's track (empty: the track's
+    default), refused in one line where it cannot form the track's instances."""
+    return task.formation(getattr(method.config, "formation", ""), method.name)
+
+
+def forms_clips(formation: Formation) -> bool:
+    """Whether synthetic videos go through the formation before a net sees them: on the
+    protocol's 8 frames (``none``) they are fed exactly as before formations existed."""
+    return formation.name != "none"
+
+
 # ---------------------------------------------------------------------------- initialisation
 def initial_selection(task: CondensationTask, method: Method) -> tuple[torch.Tensor, torch.Tensor]:
     """The clips a selection ``method`` picks for this task, as float32 pixel scale, and labels.
 
-    Run under hard labels so no soft labels are computed for clips that are only a start."""
+    Run under hard labels so no soft labels are computed for clips that are only a start. The
+    selection runs on the same track, so on a temporal track it picks T-frame real windows
+    (judged through its own ``formation`` setting, where it has one)."""
     selection = CondensationTask(task.protocol, task.track, "hard", task.seed, task.artifacts,
                                  task.device, progress=task.progress,
                                  teacher_profile=task.teacher_profile)
@@ -181,10 +219,27 @@ def identity_config(config: Any) -> dict[str, Any]:
     return {k: v for k, v in dataclasses.asdict(config).items() if k not in NOT_IDENTITY}
 
 
+def resolved_config(task: CondensationTask, method: Method,
+                    config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``config`` (default: the method's, as a dict) with its ``formation`` resolved for the
+    task's track, as ``CondensationTask.finish`` records it: the formation's id on a temporal
+    track, and no key at all on the protocol's 8 frames, where only ``none`` can apply (so such
+    identities and manifests are those written before formations existed)."""
+    config = dict(dataclasses.asdict(method.config) if config is None else config)
+    if "formation" in config:
+        formation = task.formation(config["formation"], method.name)
+        if task.track.frames == task.protocol.sampling.frames:
+            del config["formation"]
+        else:
+            config["formation"] = formation.id
+    return config
+
+
 def run_identity(task: CondensationTask, method: Method,
                  extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Everything a distillation's numbers depend on, except the thread count and device."""
-    identity = {"method": method.name, "config": identity_config(method.config),
+    identity = {"method": method.name,
+                "config": resolved_config(task, method, identity_config(method.config)),
                 "protocol": task.protocol.sha256, "dataset": task.dataset.name,
                 "dataset_sha256": dataset_sha256(task.dataset), "track": task.track.id,
                 "seed": task.seed, **(extra or {})}

@@ -24,6 +24,12 @@ Deviations from the reference (recorded in protocol/CHANGELOG.md):
   which makes the same steps in normalised units.
 - The loss is backpropagated class by class (its terms are independent), so memory holds one
   class's synthetic clips' activations at a time.
+
+On a temporal track of T frames the synthetic instances hold T frames (Random's T-frame real
+windows at the start) and each iteration embeds the clips the track's ``formation`` forms from
+them, a fresh random 8-frame window per instance under ``slide-window`` (the study's co-optimised
+slide-window; every segment under ``segment``), so each step moves the frames its windows read;
+the real batch stays 8-frame training clips of the protocol's sampling.
 """
 
 from __future__ import annotations
@@ -38,14 +44,16 @@ from vdcbench.data.sampling import clip_indices, training_start
 from vdcbench.data.splits import VideoSplit, class_members
 from vdcbench.methods.base import CondensationTask, Method
 from vdcbench.methods.distillation import (LoopSettings, Objective, apply_preset,
-                                           check_positive, check_storage, distill,
-                                           initial_selection, method_torch_seed_keys, stored_clips,
-                                           torch_rng)
+                                           check_positive, check_storage, distill, forms_clips,
+                                           initial_selection, method_formation,
+                                           method_torch_seed_keys, stored_clips, torch_rng,
+                                           window_rng)
 from vdcbench.methods.random_selection import RandomSelection
 from vdcbench.methods.shared_augment import SharedCrop, identity_crop, shared_augment
 from vdcbench.models import build_net
 from vdcbench.core.errors import VdcError
 from vdcbench.train.augment import Normalize
+from vdcbench.train.formation import form_clips
 
 # Generator keys of DM's draws (task.rng(DM_KEY, iteration, class)); distinct from the
 # selection methods' keys, whose first key is a class or a video.
@@ -79,6 +87,11 @@ class Config:
     checkpoint_every: int = 100  # iterations between saved resume states
     # A declared smaller recipe: cpu (synthetic, <= 20 min at IPC 1 on one core) or tiny
     preset: str = ""
+    # Temporal formation on a track of other than 8 frames (segment, slide-window,
+    # interpolate-duplicate, interpolate-linear, interpolate-linear-w4): how each iteration forms
+    # the T-frame synthetic videos into the clips the net embeds, recorded for evaluation;
+    # empty: the track's default (slide-window above 8 frames, interpolate-linear below).
+    formation: str = ""
 
     def __post_init__(self) -> None:
         apply_preset(self, PRESETS, "dm")
@@ -104,9 +117,12 @@ def class_mean_distance(net: torch.nn.Module, real: torch.Tensor, synthetic: tor
 def real_views(split: VideoSplit, members: np.ndarray, count: int, size: int, task: CondensationTask,
                rng: np.random.Generator) -> torch.Tensor:
     """``count`` real clips of one class: random videos (without replacement while the class has
-    enough), a random training window each, cut to ``size`` at a random position; uint8."""
+    enough), a random training window each, cut to ``size`` at a random position; uint8.
+
+    The protocol's clip length whatever the track's: on a temporal track the synthetic videos
+    are matched through the clips their formation forms, and these are what they are matched to."""
     chosen = rng.choice(members, size=count, replace=count > len(members))
-    frames, sampling = task.track.frames, task.protocol.sampling
+    frames, sampling = task.protocol.sampling.frames, task.protocol.sampling
     index = []
     for video in chosen:
         length, interval = int(split.lengths[int(video)]), split.interval(int(video), sampling)
@@ -136,6 +152,7 @@ class DMObjective(Objective):
         self.spec = task.protocol.net(config.net)
         self.classes = task.train.num_classes
         self.members = [class_members(task.train, c, 1, "dm") for c in range(self.classes)]
+        self.formation = task.formation(config.formation, "dm")
 
     @property
     def clips(self) -> torch.Tensor:
@@ -167,8 +184,12 @@ class DMObjective(Objective):
             rng = self.task.rng(DM_KEY, iteration, label)
             real = real_views(self.task.train, self.members[label], self.config.batch_real,
                               self.task.dataset.crop, self.task, rng).to(self.task.device)
-            loss = class_mean_distance(net, real, self._clips[rows], self.crop_for(rng),
-                                       self.normalize)
+            synthetic = self._clips[rows]
+            if forms_clips(self.formation):
+                # Every clip the formation forms enters the class mean (each segment alike).
+                synthetic = form_clips(synthetic, self.formation,
+                                       window_rng(self.task, DM_KEY, iteration, label)).clips
+            loss = class_mean_distance(net, real, synthetic, self.crop_for(rng), self.normalize)
             loss.backward()     # class by class: the terms share no clip
             total += float(loss.detach())
         self.optimizer.step()
@@ -183,6 +204,7 @@ class DM(Method):
 
     def condense(self, task: CondensationTask) -> CondensedSet:
         cfg = self.config
+        method_formation(task, self)    # a formation the track cannot take fails before any work
         result = distill(
             task, self, LoopSettings(cfg.iterations, cfg.checkpoint_every),
             initial=lambda: initial_selection(task, RandomSelection()),

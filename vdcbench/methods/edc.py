@@ -31,6 +31,14 @@ Deviations from the reference (recorded in protocol/CHANGELOG.md):
   code, is left out.
 - The train split's per-class statistics come from one training window per video, cut by the
   evaluation trainer's RandomResizedCrop and flip (EDC: one RandomResizedCrop(224) per image).
+
+On a temporal track of T frames (the ``formation`` setting) the synthetic instances hold T
+frames, RDED picks T-frame windows to start from (through the same formation), and each step the
+teacher sees the clips the formation forms from the batch (a fresh random 8-frame window per
+instance under ``slide-window``, the study's co-optimised slide-window; every segment under
+``segment``), all under the step's shared crop: every clip enters the batch statistics, and the
+cross-entropy is averaged per instance (``mean_by_owner``). The statistics of the train split
+are always those of the protocol's 8-frame clips, the teacher's input.
 """
 
 from __future__ import annotations
@@ -53,10 +61,13 @@ from vdcbench.methods.base import CondensationTask, Method
 from vdcbench.methods.bn_statistics import (BNInputs, ClassStatistics, batch_statistics,
                                             bn_layers, class_statistics)
 from vdcbench.methods.distillation import (LoopSettings, Objective, apply_preset, check_positive,
-                                           check_storage, distill, initial_selection, stored_clips)
+                                           check_storage, distill, forms_clips,
+                                           initial_selection, method_formation, stored_clips,
+                                           window_rng)
 from vdcbench.methods.rded import RDED
 from vdcbench.methods.shared_augment import shared_augment
 from vdcbench.train.augment import CropBoxes, Normalize, apply_crops, random_resized_crop_box
+from vdcbench.train.formation import Formation, form_clips, mean_by_owner
 
 # Generator keys of EDC's draws: (EDC_KEY, iteration) for the shared crop, (STATS_KEY, video)
 # for the statistics pass.
@@ -94,6 +105,12 @@ class Config:
     checkpoint_every: int = 100  # iterations between saved resume states
     # A declared smaller recipe: cpu (synthetic, <= 20 min at IPC 1 on one core) or tiny
     preset: str = ""
+    # Temporal formation on a track of other than 8 frames (segment, slide-window,
+    # interpolate-duplicate, interpolate-linear, interpolate-linear-w4): how each step forms the
+    # T-frame synthetic videos into the clips the teacher sees (and RDED's initial windows are
+    # judged), recorded for evaluation; empty: the track's default (slide-window above 8 frames,
+    # interpolate-linear below).
+    formation: str = ""
 
     def __post_init__(self) -> None:
         apply_preset(self, PRESETS, "edc")
@@ -128,11 +145,14 @@ class MatchedTeacher:
 
 def statistics_batches(task: CondensationTask, batch_size: int
                        ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Every train video once: a random training window, the trainer's crop and flip, normalised."""
+    """Every train video once: a random training window, the trainer's crop and flip, normalised.
+
+    Windows of the protocol's clip length on every track: the statistics are those of the
+    teacher's input, which the cache key (no track in it) assumes."""
     split, trainer = task.train, task.protocol.trainer
     normalize = Normalize(trainer.normalize_mean, trainer.normalize_std)
     height, width = split.frame_size
-    frames, crop = task.track.frames, task.dataset.crop
+    frames, crop = task.protocol.sampling.frames, task.dataset.crop
     videos = np.arange(len(split))
     for first in range(0, len(videos), batch_size):
         chosen = videos[first:first + batch_size]
@@ -193,10 +213,17 @@ class EDCObjective(Objective):
 
     def __init__(self, config: Config, clips: torch.Tensor, labels: torch.Tensor,
                  teachers: list[MatchedTeacher], normalize: Normalize, augment,
-                 rng_for_iteration, device: str = "cpu"):
+                 rng_for_iteration, device: str = "cpu", formation: Formation | None = None,
+                 windows_for_iteration=None):
         self.config, self.teachers = config, teachers
         self.normalize, self.augment, self.rng_for_iteration = normalize, augment, rng_for_iteration
         self.device = device
+        # A temporal track's formation, and the generator of each iteration's windows; None or
+        # ``none``: the batch is the clips themselves, as on the protocol's 8 frames.
+        self.formation = formation if formation is not None and forms_clips(formation) else None
+        if self.formation is not None and windows_for_iteration is None:
+            raise ValueError("a formation needs a generator of each iteration's windows")
+        self.windows_for_iteration = windows_for_iteration
         self._clips = clips.to(device)
         self.labels = labels.to(device)
         self.batches = class_batches(len(labels), config.batch_size)
@@ -227,6 +254,8 @@ class EDCObjective(Objective):
                                           eps=1e-8)
 
     def _targets(self, teacher: MatchedTeacher, layer: int, module, labels: torch.Tensor):
+        # The batch's instances' labels: under ``segment`` an instance's clips share its label,
+        # so the class target is the same mean over instances as over clips.
         stats = teacher.stats
         cls_mean = stats.means[layer].to(self.device)[labels].mean(0)
         cls_var = stats.variances[layer].to(self.device)[labels].mean(0)
@@ -243,9 +272,17 @@ class EDCObjective(Objective):
         teacher = self.teachers[which]
         labels = self.labels[self.rows]
         crop = self.augment.draw(self.rng_for_iteration(iteration), self.leaf.shape[-1])
-        with BNInputs(teacher.net) as hooks:
-            logits = teacher.net(self.normalize(crop.apply(self.leaf)))
-        loss = F.cross_entropy(logits, labels)
+        if self.formation is None:
+            with BNInputs(teacher.net) as hooks:
+                logits = teacher.net(self.normalize(crop.apply(self.leaf)))
+            loss = F.cross_entropy(logits, labels)
+        else:
+            formed = form_clips(self.leaf, self.formation, self.windows_for_iteration(iteration))
+            with BNInputs(teacher.net) as hooks:
+                logits = teacher.net(self.normalize(crop.apply(formed.clips)))
+            owners = torch.from_numpy(formed.owners).to(labels.device)
+            per_clip = F.cross_entropy(logits, labels[owners], reduction="none")
+            loss = mean_by_owner(per_clip, formed.owners).mean()
         statistics = logits.new_zeros(())
         momentum = cfg.ema_momentum
         for layer, (module, captured) in enumerate(zip(hooks.layers, hooks.inputs)):
@@ -300,6 +337,7 @@ class EDC(Method):
         cfg = self.config
         for name in cfg.teacher_names():
             task.protocol.net(name)     # a misspelt net fails before any work
+        formation = method_formation(task, self)     # ... and so does an impossible formation
         teachers = []
         shas = {}
         for name in cfg.teacher_names():
@@ -314,10 +352,11 @@ class EDC(Method):
         result = distill(
             task, self, LoopSettings(batches * cfg.iterations, cfg.checkpoint_every),
             initial=lambda: initial_selection(task, RDED(RDED.Config(
-                mipc=cfg.init_mipc, num_crop=cfg.init_num_crop))),
+                mipc=cfg.init_mipc, num_crop=cfg.init_num_crop, formation=cfg.formation))),
             make_objective=lambda clips, labels: EDCObjective(
                 cfg, clips, labels, teachers, normalize, augment,
-                lambda iteration: task.rng(EDC_KEY, iteration), task.device),
+                lambda iteration: task.rng(EDC_KEY, iteration), task.device, formation,
+                lambda iteration: window_rng(task, EDC_KEY, iteration)),
             identity_extra={"teachers": shas}, setup_seconds=time.perf_counter() - started)
         return task.finish(self, stored_clips(result.clips, cfg.storage), result.labels,
                            wall_seconds=result.seconds)

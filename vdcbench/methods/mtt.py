@@ -28,6 +28,13 @@ Deviations from the reference (recorded in protocol/CHANGELOG.md):
   miniUCF101 IPC 1) times the squared ImageNet std (≈ 0.226²), the same steps in normalised units.
 - ``batch_syn`` 0 means every clip, as in the video MTT; the ``cpu`` preset sets it (and the
   memory of the unrolled graph) to a fixed number of clips per student step.
+
+On a temporal track of T frames the synthetic instances hold T frames and every student step
+trains on the clips the track's ``formation`` forms from its minibatch: a fresh random 8-frame
+window of each instance under ``slide-window`` (the study's co-optimised slide-window), each of
+the T / 8 segments under ``segment``; each clip takes its instance's crop and label, and the
+cross-entropy is averaged per instance first (``mean_by_owner``), so an instance weighs the same
+however many clips it forms. The unrolled graph reaches only the frames the windows read.
 """
 
 from __future__ import annotations
@@ -45,14 +52,16 @@ from vdcbench.archive.condensed import CondensedSet, MethodKind
 from vdcbench.core.errors import VdcError
 from vdcbench.methods.base import CondensationTask, Method
 from vdcbench.methods.distillation import (LoopSettings, Objective, apply_preset, check_positive,
-                                           check_storage, distill, initial_selection,
+                                           check_storage, distill, forms_clips,
+                                           initial_selection, method_formation,
                                            method_torch_seed_keys, result_key, run_identity,
-                                           stored_clips, torch_rng)
+                                           stored_clips, torch_rng, window_rng)
 from vdcbench.methods.random_selection import RandomSelection
 from vdcbench.protocol import Dataset, Protocol
 from vdcbench.train.augment import CropBoxes, Normalize, apply_crops, random_resized_crop_box
 from vdcbench.train.experts import (ExpertRecipe, ExpertSet, build_expert_net, expert_set,
                                     resolve_recipe, train_experts)
+from vdcbench.train.formation import Formation, form_clips, mean_by_owner
 
 # Generator keys of MTT's draws (task.rng(MTT_KEY, iteration)); distinct from other methods'.
 MTT_KEY = 1_000_002
@@ -89,6 +98,11 @@ class Config:
     checkpoint_every: int = 100  # iterations between saved resume states
     # A declared smaller recipe: cpu (synthetic, <= 20 min at IPC 1 on one core) or tiny
     preset: str = ""
+    # Temporal formation on a track of other than 8 frames (segment, slide-window,
+    # interpolate-duplicate, interpolate-linear, interpolate-linear-w4): how each student step
+    # forms the T-frame synthetic videos into the clips it trains on, recorded for evaluation;
+    # empty: the track's default (slide-window above 8 frames, interpolate-linear below).
+    formation: str = ""
 
     def __post_init__(self) -> None:
         check_trajectory_config(self, PRESETS, "mtt")
@@ -121,6 +135,19 @@ def parameter_distance(student: dict[str, torch.Tensor], start: dict[str, torch.
 def soft_cross_entropy(logits: torch.Tensor, target_logits: torch.Tensor) -> torch.Tensor:
     """DATM's SoftCrossEntropy: Σ −softmax(target)·log_softmax(logits), averaged over the batch."""
     return -(F.softmax(target_logits, dim=1) * F.log_softmax(logits, dim=1)).sum(1).mean()
+
+
+def instance_loss(logits: torch.Tensor, targets: torch.Tensor, owners: np.ndarray,
+                  soft: bool) -> torch.Tensor:
+    """The student's loss on formed clips: each clip against its instance's target (a class, or
+    under ``soft`` learnable logits), averaged per instance, then over the instances."""
+    index = torch.from_numpy(owners).to(targets.device)
+    y = targets[index]
+    if soft:
+        per_clip = -(F.softmax(y, dim=1) * F.log_softmax(logits, dim=1)).sum(1)
+    else:
+        per_clip = F.cross_entropy(logits, y, reduction="none")
+    return mean_by_owner(per_clip, owners).mean()
 
 
 @dataclass(frozen=True)
@@ -157,21 +184,36 @@ def plan_student(rng: np.random.Generator, count: int, steps: int, batch: int, s
 
 def unroll_student(net: torch.nn.Module, start: dict[str, torch.Tensor], clips: torch.Tensor,
                    targets: torch.Tensor, syn_lr: torch.Tensor, plan: StudentPlan,
-                   normalize: Normalize, soft: bool = False) -> dict[str, torch.Tensor]:
+                   normalize: Normalize, soft: bool = False,
+                   formation: Formation | None = None,
+                   windows: np.random.Generator | None = None) -> dict[str, torch.Tensor]:
     """θ after ``len(plan.batches)`` differentiable SGD steps from ``start`` at rate ``syn_lr``.
 
     ``targets`` are class indices (cross-entropy), or with ``soft`` logits (soft cross-entropy).
+    With a ``formation`` other than none (a temporal track) each step trains on the clips it
+    forms from the minibatch's instances, their windows drawn from ``windows`` step by step.
     The graph reaches ``clips``, ``syn_lr`` and (soft) ``targets``."""
     params = {name: value.detach().clone().requires_grad_(True) for name, value in start.items()}
     size = clips.shape[-1]
+    formed_clips = formation is not None and forms_clips(formation)
     for rows, crop in zip(plan.batches, plan.crops):
         index = torch.from_numpy(rows).to(clips.device)
         x = clips[index]
-        if crop is not None:
-            x = apply_crops(x, crop, size)
-        logits = functional_call(net, params, (normalize(x),))
-        y = targets[index]
-        loss = soft_cross_entropy(logits, y) if soft else F.cross_entropy(logits, y)
+        if formed_clips:
+            formed = form_clips(x, formation, windows)
+            x = formed.clips
+            if crop is not None:
+                # Each clip takes its instance's crop and flip.
+                x = apply_crops(x, CropBoxes(crop.boxes[formed.owners],
+                                             crop.flips[formed.owners]), size)
+            logits = functional_call(net, params, (normalize(x),))
+            loss = instance_loss(logits, targets[index], formed.owners, soft)
+        else:
+            if crop is not None:
+                x = apply_crops(x, crop, size)
+            logits = functional_call(net, params, (normalize(x),))
+            y = targets[index]
+            loss = soft_cross_entropy(logits, y) if soft else F.cross_entropy(logits, y)
         grads = torch.autograd.grad(loss, list(params.values()), create_graph=True)
         params = {name: value - syn_lr * grad
                   for (name, value), grad in zip(params.items(), grads)}
@@ -183,6 +225,7 @@ class TrajectoryObjective(Objective):
     """MTT's iteration; DATM adds learnable soft labels and its start-epoch window."""
 
     key = MTT_KEY
+    method = "mtt"      # the name a refused formation is reported under
 
     def __init__(self, task: CondensationTask, config: Any, clips: torch.Tensor,
                  labels: torch.Tensor, experts: ExpertSet, expert_ids: list[int],
@@ -212,6 +255,7 @@ class TrajectoryObjective(Objective):
         self.net.train()
         self.net.requires_grad_(False)
         self._snapshots: dict[tuple[int, int], dict[str, torch.Tensor]] = {}
+        self.formation = task.formation(config.formation, self.method)
 
     @property
     def clips(self) -> torch.Tensor:
@@ -250,11 +294,14 @@ class TrajectoryObjective(Objective):
         target = self.snapshot(expert, start_epoch + cfg.expert_epochs)
         plan = plan_student(rng, self._clips.shape[0], cfg.syn_steps, cfg.batch_syn,
                             self._clips.shape[-1], self.crop_scale, self.crop_ratio, self.hflip)
+        windows = (window_rng(self.task, self.key, iteration) if forms_clips(self.formation)
+                   else None)
         with torch_rng(*method_torch_seed_keys(self.task, self.key, iteration)):
             student = unroll_student(self.net, start, self._clips,
                                      self.labels if self.soft is None else self.soft,
                                      self.syn_lr, plan, self.normalize,
-                                     soft=self.soft is not None)
+                                     soft=self.soft is not None, formation=self.formation,
+                                     windows=windows)
         return parameter_distance(student, start, target)
 
     def step(self, iteration: int) -> float:
@@ -350,6 +397,7 @@ class MTT(Method):
 
     def run(self, task: CondensationTask):
         """The distillation (or its cached result) and what it learned besides the clips."""
+        method_formation(task, self)    # a formation the track cannot take fails before any work
         experts, ids = self.experts(task)
         check_segment(self.config, experts, self.name, self.config.max_start_epoch - 1)
         extra = self.identity_extra(experts, ids)
