@@ -100,7 +100,7 @@ def run_baseline_cmd(name: str, dataset: str, ipc: int, frames: int | None, labe
     if not then_evaluate and (results_dir is not None or net != "minic3d"):
         raise VdcError("--net and --results-dir apply to the evaluation: add --evaluate")
     protocol = load_protocol(LATEST_VERSION)
-    check_track(protocol, ipc, frames)
+    check_track(protocol, dataset, ipc, frames)
     if output is not None:
         check_output_path(output, overwrite)
     protocol.label_strategy(label_strategy)
@@ -200,10 +200,18 @@ def prepare_teacher(protocol, dataset: str, profile, profile_chosen: bool, devic
                           f"`{resume}`") from None
 
 
-def check_track(protocol, ipc: int, frames: int | None) -> None:
+def check_track(protocol, dataset: str, ipc: int, frames: int | None) -> None:
     """An IPC (or frame count) with no track is named with the tracks there are: the closest
     spelling of ``ipc0-t8`` is ``ipc10-t8``, which is no answer to ``--ipc 0``."""
+    from vdcbench.core.errors import UnknownNameError
     wanted = f"ipc{ipc}-t{frames or protocol.official_frames}"
+    if dataset in protocol.datasets:
+        # The protocol's own answer, which also admits the declared study tracks.
+        try:
+            protocol.track(dataset, wanted)
+        except UnknownNameError as exc:
+            raise VdcError(f"{exc}; --ipc K --frames T picks ipcK-tT") from None
+        return
     every = protocol.track_ids(include_temporal=True)
     if wanted in every:
         return

@@ -26,6 +26,9 @@ def protocol_cmd(version: int | None) -> None:
     out.print("official tracks: " + ", ".join(p.track_ids()))
     out.print("temporal tracks (declared): " + ", ".join(
         t for t in p.track_ids(include_temporal=True) if t not in p.track_ids()))
+    for study in p.study_tracks:
+        out.print(f"study tracks ({study.name}, never official; protocol/study-tracks.toml): "
+                  f"{study.describe().split(': ', 1)[1]}", markup=False, highlight=False)
 
 
 @click.command("schema-docs")

@@ -22,6 +22,7 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from vdcbench.core.errors import NotBuiltError, UnknownNameError, VdcError
+from vdcbench.protocol.study_tracks import StudyTracks, load_study_tracks
 
 # A source checkout (or editable install) reads the repository's top-level protocol/; a wheel
 # carries the same files as the vdcbench._protocol package data.
@@ -146,6 +147,9 @@ class Track:
     ipc: int
     frames: int
     official: bool
+    # The study-tracks declaration that admits a budget the protocol itself does not declare
+    # (protocol/study-tracks.toml); None for the protocol's own tracks.
+    study: str | None = None
 
     @property
     def id(self) -> str:
@@ -290,6 +294,10 @@ class Protocol:
     nets: Mapping[str, NetSpec]
     teacher_recipes: Mapping[str, TeacherRecipe]
     archive: ArchiveLimits
+    # Declared beside the protocol, outside its hash: budgets of the study's experiments that the
+    # protocol does not declare (vdcbench/protocol/study_tracks.py). Not the protocol's content,
+    # so two loads of one protocol compare equal whatever study tracks lie beside them.
+    study_tracks: tuple[StudyTracks, ...] = dataclasses.field(default=(), compare=False)
 
     @property
     def short_hash(self) -> str:
@@ -327,9 +335,14 @@ class Protocol:
         every = self.track_ids(include_temporal=True)
         if parsed is None:
             raise UnknownNameError("track", track_id, every)
-        if track_id not in every:
-            raise UnknownNameError("track", track_id, every, self._track_hint(*parsed))
         ipc, frames = parsed
+        if track_id not in every:
+            every_video = ds.generator.train_per_class if ds.generator is not None else None
+            study = next((s for s in self.study_tracks
+                          if s.admits(self.version, ipc, frames, every_video)), None)
+            if study is None:
+                raise UnknownNameError("track", track_id, every, self._track_hint(*parsed))
+            return Track(dataset=ds, ipc=ipc, frames=frames, official=False, study=study.name)
         official = ipc in self.official_ipc and frames == self.official_frames
         return Track(dataset=ds, ipc=ipc, frames=frames, official=official)
 
@@ -344,8 +357,10 @@ class Protocol:
         nearest = (min(same_frames, key=lambda k: (abs(k - ipc), k))
                    if ipc >= 1 and same_frames else None)
         guess = f"; did you mean 'ipc{nearest}-t{frames}'? " if nearest is not None else "; "
+        studies = "; ".join(s.describe() for s in self.study_tracks)
         return (f"{guess}the protocol's tracks are {', '.join(official)} (official)"
-                + (f" and {', '.join(temporal)} (temporal)" if temporal else ""))
+                + (f" and {', '.join(temporal)} (temporal)" if temporal else "")
+                + (f"; study tracks: {studies}" if studies else ""))
 
     def teacher_recipe(self, dataset: str | Dataset, net: str) -> TeacherRecipe:
         ds = dataset if isinstance(dataset, Dataset) else self.dataset(dataset)
@@ -505,4 +520,7 @@ def _load_protocol(version: int, directory: Path) -> Protocol:
         known = ", ".join(str(v) for v in available_versions(directory)) or "none"
         raise VdcError(f"unknown protocol version {version!r} (known: {known})")
     with path.open("rb") as fh:
-        return _from_toml(tomllib.load(fh), source=str(path))
+        protocol = _from_toml(tomllib.load(fh), source=str(path))
+    studies = tuple(s for s in load_study_tracks(directory).values()
+                    if protocol.version in s.protocol_versions)
+    return dataclasses.replace(protocol, study_tracks=studies)
