@@ -223,3 +223,24 @@ def test_torchrun_teacher_train_is_one_run(tmp_path):
     assert (parallel["val_top1"], parallel["val_top5"]) == (single["val_top1"],
                                                             single["val_top5"])
     assert parallel["train_iterations"] == single["train_iterations"]
+
+
+@pytest.mark.slow
+def test_torchrun_evaluate_is_one_run(tmp_path, random_ipc1):
+    """``torchrun --nproc-per-node 2 -m vdcbench evaluate``: one table, and one record, written
+    by rank 0, that says two processes ran and scores what one process scores."""
+    from vdcbench.evaluation.records import load_records
+    _, archive = random_ipc1
+    args = ["evaluate", str(archive), "--seeds", "0", "--epochs", "2", "--results-dir"]
+    one = subprocess.run([sys.executable, "-m", "vdcbench", *args, str(tmp_path / "one")],
+                         env=child_env(), capture_output=True, text=True, timeout=900)
+    assert one.returncode == 0, one.stderr[-3000:]
+    two = torchrun(2, ["-m", "vdcbench", *args, str(tmp_path / "two")], timeout=900)
+    assert two.returncode == 0, two.stdout[-3000:] + two.stderr[-3000:]
+    assert two.stdout.count("on minic3d: top-1") == 1
+    (single,) = load_records(tmp_path / "one")
+    (parallel,) = load_records(tmp_path / "two")
+    assert single.world_size is None and parallel.world_size == 2
+    assert parallel.key == single.key and parallel.iterations == single.iterations
+    assert (parallel.top1, parallel.top5) == (single.top1, single.top5)
+    assert parallel.final_loss == pytest.approx(single.final_loss, rel=1e-5)

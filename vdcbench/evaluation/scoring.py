@@ -251,9 +251,12 @@ class Evaluation:
             train_gflops=round(training_gflops(student_cost, result.clips, teacher_cost), 3),
             torch_threads=torch.get_num_threads(),
             machine=this_machine(str(trainer.device)),
+            world_size=trainer.world.size if trainer.world.parallel else None,
         )
-        record.to_disk(self.results_dir)
-        checkpoint.clear()
+        # A torchrun launch is one run: every rank returns the record, rank 0 alone writes it.
+        if trainer.world.is_writer:
+            record.to_disk(self.results_dir)
+            checkpoint.clear()
         return record
 
     def checkpoint(self, seed: int, device: torch.device) -> FitCheckpoint:
