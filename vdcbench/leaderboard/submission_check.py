@@ -119,7 +119,7 @@ def check_submission(root: str | os.PathLike[str], changed: Sequence[str], *,
             reports = _rescore(rescored, options, on_claim, on_check, progress)
     elif sample is not None:
         note(f"no entry changed: re-scoring the recorded sample {sample}")
-        rescored = _recorded_sample(root, Path(sample))
+        rescored = _same_cpu_only(_recorded_sample(root, Path(sample)), options.device, note)
         reports = _rescore(rescored, options, on_claim, on_check, progress)
     else:
         reports = []
@@ -345,6 +345,36 @@ def _recorded_sample(root: Path, sample: Path) -> list[tuple[Claim, list[tuple[s
             chosen.append((net, found))
         out.append((claim_from_entry(entry, root), chosen))
     return out
+
+
+def _same_cpu_only(plans, device: str, note: Note
+                   ) -> list[tuple[Claim, list[tuple[str, SeedResult]]]]:
+    """The recorded sample's seeds whose records were made on this kind of CPU (or do not say).
+
+    The sample is CI's bit-for-bit check that committed results keep reproducing under the
+    code; CPU kernels differ between instruction sets, so on another kind of CPU a re-score can
+    only come close, which cannot tell a code change from the machine: such a seed is skipped,
+    saying so, rather than judged under a tolerance."""
+    from vdcbench.evaluation.machine import this_machine
+
+    ours = this_machine(device)
+    kept = []
+    for claim, pairs in plans:
+        machines = claim.machines
+        chosen = []
+        for net, seed in pairs:
+            theirs = machines.get((net, seed.seed))
+            if theirs is not None and theirs.same_cpu(ours) is False:
+                note(f"recorded sample {claim.name} {net} seed {seed.seed}: its record was made "
+                     f"on {theirs.cpu_label}, this is {ours.cpu_label}; the sample is a "
+                     f"bit-for-bit check, which needs the same kind of CPU: skipped "
+                     f"(`vdcbench verify {claim.name} --seeds {seed.seed}` reproduces it within "
+                     f"--cpu-tolerance)")
+                continue
+            chosen.append((net, seed))
+        if chosen:
+            kept.append((claim, chosen))
+    return kept
 
 
 def _rescore(plans, options: VerifyOptions, on_claim, on_check,
