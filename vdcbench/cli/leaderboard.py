@@ -66,16 +66,21 @@ def _records_from(paths: tuple[Path, ...]):
                    "folder); the rest are ignored, not refused.")
 @click.option("--variant", default=None,
               help="Keep only the records of this evaluation variant.")
+@click.option("--formation", default=None,
+              help="Keep only the records of this temporal formation (none for records without "
+                   "one): one archive of a temporal track formed two ways is two entries.")
 @click.option("--replace", is_flag=True, help="Overwrite an existing entry with other content.")
 @click.option("--dry-run", is_flag=True, help="Check and show the entry; write nothing.")
 @user_errors
 def submit_cmd(results: tuple[Path, ...], archive: Path, root: Path, authors: tuple[str, ...],
                method_url: str | None, archive_url: str | None, pick: bool,
-               variant: str | None, replace: bool, dry_run: bool) -> None:
+               variant: str | None, formation: str | None, replace: bool, dry_run: bool) -> None:
     """Turn the result records RESULTS (files or folders) of ARCHIVE into a leaderboard entry.
 
     The records must agree on protocol hash, archive, data set, track, label strategy,
-    evaluation variant, teacher and schedule; anything else is refused."""
+    evaluation variant, teacher, schedule and temporal formation; anything else is refused.
+    Records with a formation are taken from a temporal track of the protocol's equal-frame grid
+    under the official variant and schedule only, and records of a study track never."""
     from vdcbench.leaderboard.submit import submit
 
     records = _records_from(results)
@@ -92,6 +97,10 @@ def submit_cmd(results: tuple[Path, ...], archive: Path, root: Path, authors: tu
         records = [r for r in records if r.key.variant == variant]
         if not records:
             raise VdcError(f"no record of evaluation variant {variant!r}")
+    if formation is not None:
+        records = [r for r in records if r.key.formation_name == formation.strip()]
+        if not records:
+            raise VdcError(f"no record of temporal formation {formation!r}")
     entry = submit(records, archive, authors=authors, method_url=method_url,
                    archive_url=archive_url, root=root)
     from vdcbench.cli.evaluate import top5_column
@@ -102,6 +111,7 @@ def submit_cmd(results: tuple[Path, ...], archive: Path, root: Path, authors: tu
                       *((r.spread("top5").format(2),) if top5 else ()))
     out.print(f"entry [bold]{entry.id}[/]: {entry.method.name} ({entry.method.kind}) "
               f"{entry.dataset} {entry.track} {entry.label_strategy}, variant {entry.variant}"
+              + ("" if entry.formation is None else f", formation {entry.formation}")
               # Escaped: rich would take the bracketed note for markup and drop it.
               + ("" if entry.official else "  \\[not official: never ranked]"))
     out.print(table)
@@ -160,9 +170,11 @@ def validate_cmd(root: Path) -> None:
     from vdcbench.leaderboard.validate import validate_entries
 
     entries = validate_entries(root)
-    table = Table("entry", "data set", "track", "labels", "variant", "nets", "archive")
+    table = Table("entry", "data set", "track", "formation", "labels", "variant", "nets",
+                  "archive")
     for e in entries:
-        table.add_row(e.id, e.dataset, e.track, e.label_strategy, e.variant, ", ".join(e.nets),
+        table.add_row(e.id, e.dataset, e.track, e.formation_name, e.label_strategy, e.variant,
+                      ", ".join(e.nets),
                       e.archive.path or ("url" if e.archive.url else "not at hand"))
     out.print(table)
     out.print(f"[green]valid[/]: {len(entries)} entr{'y' if len(entries) == 1 else 'ies'} "

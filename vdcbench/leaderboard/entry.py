@@ -4,11 +4,15 @@ An entry lives at ``submissions/<dataset>/<id>/entry.json`` (schema:
 ``protocol/schemas/entry.schema.json``). It is made from result records by
 :func:`~vdcbench.leaderboard.submit.submit`, never typed by hand: the records must be one
 :class:`~vdcbench.leaderboard.measurement.Measurement` (protocol hash, archive, data set and its
-store hash, track, label strategy, evaluation variant, teacher) under one schedule, so an entry
-is one row of evidence that can be set beside another. It carries the archive's sha256 and
+store hash, track, label strategy, evaluation variant, teacher, temporal formation) under one
+schedule, so an entry is one row of evidence that can be set beside another. It carries the archive's sha256 and
 storage ledger, the condensation cost the manifest records, and per net the per-seed results
 with the versions each run used. The summary per net (mean, std, n) is derived;
 :meth:`Entry.from_dict` refuses one that does not match its seeds.
+
+An entry of a temporal track of the protocol's equal-frame grid carries the formation its records
+were evaluated with (``formation``, e.g. ``slide-window``); entries without it are ``none``, each
+instance its own clip, as every entry written before formations is, and they keep their bytes.
 
 What a schema cannot check is :mod:`vdcbench.leaderboard.validate`'s.
 """
@@ -177,6 +181,11 @@ class Entry:
         return parse_track_id(self.track)[1]
 
     @property
+    def formation_name(self) -> str:
+        """The formation's id; ``none`` for the instance as its own clip."""
+        return "none" if self.formation is None else self.formation
+
+    @property
     def nets(self) -> tuple[str, ...]:
         return tuple(r.net for r in self.results)
 
@@ -197,6 +206,8 @@ class Entry:
                        "config": dict(m.config), "seed": m.seed},
             "dataset": {"name": self.dataset, "sha256": self.dataset_sha256},
             "track": self.track,
+            # Written only when there is one: an entry without it keeps the bytes it always had.
+            **({} if self.formation is None else {"formation": self.formation}),
             "label_strategy": self.label_strategy,
             "variant": self.variant,
             "teacher_sha256": self.teacher_sha256,
@@ -246,7 +257,7 @@ class Entry:
                 teacher_sha256=data["teacher_sha256"], epochs=data["epochs"],
                 # An entry holds the protocol teacher's results: entry.schema.json has no
                 # place for another teacher profile, and submit refuses records made with one.
-                teacher_profile=None),
+                teacher_profile=None, formation=data.get("formation")),
             epochs=data["epochs"], official=data["official"],
             archive=ArchiveRef(sha256=a["sha256"], bytes=a["bytes"], path=a["path"], url=a["url"]),
             ledger=dict(data["ledger"]),
@@ -308,11 +319,14 @@ def _check_schema(data: Any, source: str) -> None:
 
 # ------------------------------------------------------------------------------------- id
 def entry_id(method: str, track: str, label_strategy: str, archive_sha256: str, variant: str,
-             epochs: int, protocol_epochs: int) -> str:
-    """``<method>-<track>-<labels>-<archive sha12>``, then ``-<variant>`` for a study variant and
+             epochs: int, protocol_epochs: int, formation: str | None = None) -> str:
+    """``<method>-<track>-<labels>-<archive sha12>``, then ``-<formation>`` for a temporal
+    formation (one archive formed two ways is two entries), ``-<variant>`` for a study variant and
     ``-e<epochs>`` for a shortened schedule, so such entries never take an official one's place."""
     slug = _SLUG.sub("-", method.lower()).strip("-._") or "method"
     parts = [slug, track, label_strategy, archive_sha256[:12]]
+    if formation is not None:
+        parts.append(formation)
     if variant != "official":
         parts.append(variant)
     if epochs != protocol_epochs:

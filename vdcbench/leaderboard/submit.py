@@ -22,6 +22,7 @@ from vdcbench.evaluation.records import EvalRecord
 from vdcbench.leaderboard.entry import (ArchiveRef, Entry, MethodRef, NetResults, SeedResult,
                                         entry_id)
 from vdcbench.leaderboard.measurement import FIELD_LABELS, Measurement, shown
+from vdcbench.leaderboard.temporal import temporal_problem
 from vdcbench.leaderboard.validate import (check_dataset_hash, check_declarations, check_names,
                                            disagreement, known_protocol, manifest_claims)
 from vdcbench.leaderboard.verification import carried_over, self_reported
@@ -37,8 +38,10 @@ def submit(records: Sequence[EvalRecord], archive_path: str | os.PathLike[str], 
     """Turn the result records of one archive into an entry (not yet written: see ``to_disk``).
 
     Refuses records that differ in protocol hash, archive, data set (or its store hash), track,
-    label strategy, evaluation variant, teacher or schedule, two records of one (net, seed), and
-    records that do not score the archive at ``archive_path``. ``root`` is the submissions folder:
+    label strategy, evaluation variant, teacher, schedule or temporal formation, two records of
+    one (net, seed), records of a study track, records with a formation that are not an official
+    measurement of a temporal track of the equal-frame grid (``temporal``), and records that do
+    not score the archive at ``archive_path``. ``root`` is the submissions folder:
     an archive inside it is referenced by its path relative to it; ``archive_url`` says where to
     download one that is not committed, ``method_url`` where the method is described.
     """
@@ -49,11 +52,11 @@ def submit(records: Sequence[EvalRecord], archive_path: str | os.PathLike[str], 
                        f"{shown(measurement.teacher_profile)}, not the protocol teacher; the "
                        "leaderboard ranks the protocol teacher's results only (compare these "
                        "with vdcbench results, whose tables keep each teacher profile apart)")
-    if getattr(measurement, "formation", None) is not None:
-        raise VdcError(f"the records train on clips formed by {measurement.formation!r}; an "
-                       "entry holds results without a temporal formation only (compare these "
-                       "with vdcbench results)")
     protocol = _checked_protocol(measurement, {r.key.net for r in records})
+    problem = temporal_problem(protocol, measurement.dataset, measurement.track,
+                               measurement.formation, measurement.variant, records[0].epochs)
+    if problem is not None:
+        raise VdcError(f"{_SUBJECT}: {problem}")
     loaded = _scored_archive(archive_path, measurement, records[0])
     manifest = loaded.manifest.to_dict()
     method = manifest["method"]
@@ -62,7 +65,7 @@ def submit(records: Sequence[EvalRecord], archive_path: str | os.PathLike[str], 
     entry = Entry(
         id=entry_id(method["name"], measurement.track, measurement.label_strategy,
                     measurement.archive_sha256, measurement.variant, epochs,
-                    protocol.trainer.epochs),
+                    protocol.trainer.epochs, measurement.formation),
         method=MethodRef(name=method["name"], kind=method["kind"], authors=tuple(authors),
                          url=method_url or None, config=dict(method["config"]),
                          seed=method["seed"]),

@@ -19,8 +19,15 @@ is not credited to the condensed data; a table always has a Random row per label
 placeholder when no Random entry exists. The full-data row is the protocol teacher of the net
 (its sidecar's ``val_top1`` / ``val_top5``).
 
-Entries that are not official (a study variant, a shortened schedule) or not on an official
-track are never ranked; they are listed apart with the reason.
+Entries of the temporal tracks of the protocol's equal-frame grid (v1: ``ipc8-t4``, ``ipc4-t8``,
+``ipc2-t16``, ``ipc1-t32``; :mod:`~vdcbench.leaderboard.temporal`) are ranked in tables of their
+own, one per data set, net and metric like the official ones, whose columns are (track, formation):
+the same archive formed two ways is two cells, and no temporal cell is ever set beside, or marked
+against, an official one. Each grid track has a column for its default formation (the one
+``vdcbench evaluate`` uses when none is named) and one for every other formation an entry holds.
+
+Entries that are not official (a study variant, a shortened schedule) or on no ranked track are
+never ranked; they are listed apart with the reason.
 """
 
 from __future__ import annotations
@@ -35,11 +42,17 @@ from vdcbench.core.errors import VdcError
 from vdcbench.core.json_values import parse_json_strict
 from vdcbench.core.stats import Spread
 from vdcbench.leaderboard.entry import RANDOM_METHOD, Entry, NetResults
+from vdcbench.leaderboard.temporal import formation_order, temporal_tracks
 from vdcbench.leaderboard.ties import compare
 from vdcbench.leaderboard.verification import Status, status_of
 from vdcbench.protocol import Protocol, load_protocol
+from vdcbench.train.formation import NONE, default_formation
 
 KIND_ORDER = ("selection", "distillation")
+# The two kinds of table: the official tracks (IPC 1 / 5 / 10 at 8 frames) and the temporal
+# tracks of the equal-frame grid, a column per (track, formation).
+OFFICIAL, TEMPORAL = "official", "temporal"
+SECTIONS = (OFFICIAL, TEMPORAL)
 METRIC_LABELS = {"top1": "top-1", "top5": "top-5"}
 # Size of the train split and mean frames per video of data sets the protocol does not
 # generate, from the study's Table 1 (split 1 train lists; Kinetics-400 about 240,000 videos).
@@ -59,12 +72,35 @@ def condensation_ratio(protocol: Protocol, dataset: str, track_id: str) -> float
     return track.max_instances * track.frames / (videos * frames)
 
 
+def column_key(track: str, formation: str | None) -> str:
+    """A column's name in a row's cells: the track, then ``/<formation>`` for a formation other
+    than none (an official table's columns are its tracks, as they always were)."""
+    return track if formation is None else f"{track}/{formation}"
+
+
 @dataclass(frozen=True)
 class Column:
     track: str
     ipc: int
     frames: int
     ratio: float | None
+    # The formation a temporal table's column holds; None for none (every official column).
+    formation: str | None = None
+
+    @property
+    def key(self) -> str:
+        return column_key(self.track, self.formation)
+
+    @property
+    def formation_name(self) -> str:
+        return NONE if self.formation is None else self.formation
+
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"track": self.track, "ipc": self.ipc, "frames": self.frames,
+                                "condensation_ratio": self.ratio}
+        if self.formation is not None:
+            body["formation"] = self.formation
+        return body
 
 
 @dataclass(frozen=True)
@@ -83,6 +119,7 @@ class TableCell:
     # Every verification status among the cell's entries, strongest first; the cell is only as
     # vouched for as its weakest (``status``).
     statuses: tuple[str, ...] = ()
+    formation: str | None = None        # a temporal column's formation; None for none
 
     @property
     def n(self) -> int:
@@ -99,7 +136,8 @@ class TableCell:
                 "archive_bytes": self.archive_bytes, "best": self.best,
                 "best_in_kind": self.best_in_kind, "tied_with_best": self.tied_with_best,
                 "gain_over_random": self.gain, "status": self.status,
-                "statuses": list(self.statuses)}
+                "statuses": list(self.statuses),
+                **({} if self.formation is None else {"formation": self.formation})}
 
 
 @dataclass(frozen=True)
@@ -108,7 +146,7 @@ class Row:
     label_strategy: str
     method: str
     teacher_sha256: str | None
-    cells: Mapping[str, TableCell]      # by track
+    cells: Mapping[str, TableCell]      # by column key (an official table's: by track)
     placeholder: bool = False           # a Random row with no entry behind it
 
     @property
@@ -144,23 +182,29 @@ class Table:
     columns: tuple[Column, ...]
     rows: tuple[Row, ...]
     full_data: FullData | None
+    section: str = OFFICIAL             # OFFICIAL or TEMPORAL
+
+    @property
+    def temporal(self) -> bool:
+        return self.section == TEMPORAL
 
     @property
     def slug(self) -> str:
-        return (f"{self.dataset}-{self.net}-{self.metric}-p{self.protocol_sha256[:12]}"
+        part = "-temporal" if self.temporal else ""
+        return (f"{self.dataset}-{self.net}{part}-{self.metric}-p{self.protocol_sha256[:12]}"
                 f"-d{self.dataset_sha256[:8]}")
 
     @property
     def title(self) -> str:
         return (f"{self.dataset} · {self.net} · {METRIC_LABELS.get(self.metric, self.metric)} · "
-                f"protocol v{self.protocol_version}")
+                f"protocol v{self.protocol_version}"
+                + (" · temporal tracks" if self.temporal else ""))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.slug, "dataset": self.dataset, "dataset_sha256": self.dataset_sha256,
-                "net": self.net, "metric": self.metric,
+        return {"id": self.slug, "section": self.section, "dataset": self.dataset,
+                "dataset_sha256": self.dataset_sha256, "net": self.net, "metric": self.metric,
                 "protocol": {"version": self.protocol_version, "sha256": self.protocol_sha256},
-                "columns": [{"track": c.track, "ipc": c.ipc, "frames": c.frames,
-                             "condensation_ratio": c.ratio} for c in self.columns],
+                "columns": [c.to_dict() for c in self.columns],
                 "full_data": self.full_data.to_dict() if self.full_data else None,
                 "rows": [r.to_dict() for r in self.rows]}
 
@@ -222,12 +266,45 @@ def unranked_reason(entry: Entry, protocol: Protocol) -> str | None:
         return f"shortened schedule ({entry.epochs} of {protocol.trainer.epochs} epochs)"
     if not entry.official:
         return "not the official figure"
-    if entry.track not in protocol.track_ids():
-        return f"track {entry.track} is not an official track"
+    if section_of(entry, protocol) is None:
+        return (f"track {entry.track} is neither an official track nor a temporal track of the "
+                "equal-frame grid")
     return None
 
 
-def _cell(track: str, members: Sequence[tuple[Entry, Mapping[int, float]]]) -> TableCell:
+def section_of(entry: Entry, protocol: Protocol) -> str | None:
+    """The kind of table an entry's track is ranked in; None for a track neither kind ranks."""
+    if entry.formation is None and entry.track in protocol.track_ids():
+        return OFFICIAL
+    if entry.track in temporal_tracks(protocol):
+        return TEMPORAL
+    return None
+
+
+def _columns(protocol: Protocol, dataset: str, section: str,
+             formations: Iterable[tuple[str, str | None]]) -> tuple[Column, ...]:
+    """An official table's tracks; or a temporal table's grid tracks, each with its default
+    formation and every other one among ``formations`` ((track, formation) of its entries)."""
+    def column(track_id: str, formation: str | None = None) -> Column:
+        track = protocol.track(dataset, track_id)
+        return Column(track=track_id, ipc=track.ipc, frames=track.frames,
+                      ratio=condensation_ratio(protocol, dataset, track_id), formation=formation)
+
+    if section == OFFICIAL:
+        return tuple(column(t) for t in protocol.track_ids())
+    held = set(formations)
+    columns = []
+    for track_id in temporal_tracks(protocol):
+        frames = protocol.track(dataset, track_id).frames
+        default = default_formation(frames, protocol.sampling.frames).id
+        names = {None if default == NONE else default}
+        names |= {f for t, f in held if t == track_id}
+        for name in sorted(names, key=lambda f: formation_order(protocol, frames, f or NONE)):
+            columns.append(column(track_id, name))
+    return tuple(columns)
+
+
+def _cell(column: Column, members: Sequence[tuple[Entry, Mapping[int, float]]]) -> TableCell:
     members = sorted(members, key=lambda m: m[0].id)
     values = tuple(v for _, by_seed in members for _, v in sorted(by_seed.items()))
     seeds = sorted({s for _, by_seed in members for s in by_seed})
@@ -235,10 +312,10 @@ def _cell(track: str, members: Sequence[tuple[Entry, Mapping[int, float]]]) -> T
     spread = Spread.of(values)
     statuses = sorted({status_of(e).status for e, _ in members}, key=lambda s: -s.rank)
     return TableCell(
-        track=track, entry_ids=tuple(e.id for e, _ in members), values=values, by_seed=by_seed,
-        mean=spread.mean, std=spread.std,
+        track=column.track, entry_ids=tuple(e.id for e, _ in members), values=values,
+        by_seed=by_seed, mean=spread.mean, std=spread.std,
         archive_bytes=Spread.of(e.archive.bytes for e, _ in members).mean,
-        statuses=tuple(s.value for s in statuses))
+        statuses=tuple(s.value for s in statuses), formation=column.formation)
 
 
 def _row_order(protocol: Protocol):
@@ -256,23 +333,23 @@ def _mark(rows: list[Row], columns: Sequence[Column]) -> list[Row]:
     cells = {id(r): dict(r.cells) for r in rows}
     random_rows = {(r.label_strategy, r.teacher_sha256): r for r in rows if r.is_random}
     for col in columns:
-        present = [r for r in rows if col.track in cells[id(r)]]
+        present = [r for r in rows if col.key in cells[id(r)]]
         if not present:
             continue
-        top = max(cells[id(r)][col.track].mean for r in present)
-        best = [cells[id(r)][col.track] for r in present if cells[id(r)][col.track].mean == top]
+        top = max(cells[id(r)][col.key].mean for r in present)
+        best = [cells[id(r)][col.key] for r in present if cells[id(r)][col.key].mean == top]
         kind_top: dict[str, float] = {}
         for r in present:
-            value = cells[id(r)][col.track].mean
+            value = cells[id(r)][col.key].mean
             kind_top[r.kind] = max(kind_top.get(r.kind, value), value)
         for r in present:
-            cell = cells[id(r)][col.track]
+            cell = cells[id(r)][col.key]
             is_best = cell.mean == top
             tied = (not is_best) and any(compare(b.by_seed, cell.by_seed).tied for b in best)
             base = random_rows.get((r.label_strategy, r.teacher_sha256))
-            base_cell = cells[id(base)].get(col.track) if base is not None else None
+            base_cell = cells[id(base)].get(col.key) if base is not None else None
             gain = cell.mean - base_cell.mean if base_cell is not None else None
-            cells[id(r)][col.track] = dataclasses.replace(
+            cells[id(r)][col.key] = dataclasses.replace(
                 cell, best=is_best, best_in_kind=cell.mean == kind_top[r.kind],
                 tied_with_best=tied, gain=gain)
     return [Row(kind=r.kind, label_strategy=r.label_strategy, method=r.method,
@@ -282,7 +359,8 @@ def _mark(rows: list[Row], columns: Sequence[Column]) -> list[Row]:
 
 def build_tables(entries: Iterable[Entry],
                  teacher_sidecars: Sequence[tuple[str, dict[str, Any]]] = ()) -> Leaderboard:
-    """Every table the entries make, and the entries that are not ranked (with the reason)."""
+    """Every table the entries make, official tables before temporal ones per data set, and the
+    entries that are not ranked (with the reason)."""
     entries = sorted(entries, key=lambda e: (e.dataset, e.id))
     groups: dict[tuple, dict[tuple, list[tuple[Entry, NetResults]]]] = {}
     unranked = []
@@ -294,32 +372,35 @@ def build_tables(entries: Iterable[Entry],
             continue
         for results in entry.results:
             key = (entry.dataset, entry.dataset_sha256, entry.protocol_version,
-                   entry.protocol_sha256, results.net)
+                   entry.protocol_sha256, results.net, section_of(entry, protocol))
             row_key = (entry.method.kind, entry.label_strategy, entry.teacher_sha256,
                        entry.method.name)
             groups.setdefault(key, {}).setdefault(row_key, []).append((entry, results))
 
     def table_order(key: tuple) -> tuple:
-        dataset, dataset_sha, version, protocol_sha, net = key
-        return (dataset, dataset_sha, version, protocol_sha, net_rank(load_protocol(version), net))
+        dataset, dataset_sha, version, protocol_sha, net, section = key
+        return (dataset, dataset_sha, version, protocol_sha, SECTIONS.index(section),
+                net_rank(load_protocol(version), net))
 
     tables = []
     for key in sorted(groups, key=table_order):
-        dataset, dataset_sha, version, protocol_sha, net = key
+        dataset, dataset_sha, version, protocol_sha, net, section = key
         protocol = load_protocol(version)
-        columns = tuple(Column(track=t, ipc=protocol.track(dataset, t).ipc,
-                               frames=protocol.track(dataset, t).frames,
-                               ratio=condensation_ratio(protocol, dataset, t))
-                        for t in protocol.track_ids())
+        columns = _columns(protocol, dataset, section,
+                           {(e.track, e.formation) for members in groups[key].values()
+                            for e, _ in members})
+        by_key = {c.key: c for c in columns}
         for metric in protocol.dataset(dataset).metrics:
             rows = []
             for (kind, labels, teacher, method), members in groups[key].items():
-                by_track: dict[str, list] = {}
+                by_column: dict[str, list] = {}
                 for entry, results in members:
-                    by_track.setdefault(entry.track, []).append((entry, results.metric(metric)))
+                    by_column.setdefault(column_key(entry.track, entry.formation), []).append(
+                        (entry, results.metric(metric)))
                 rows.append(Row(kind=kind, label_strategy=labels, method=method,
                                 teacher_sha256=teacher,
-                                cells={t: _cell(t, m) for t, m in sorted(by_track.items())}))
+                                cells={k: _cell(by_key[k], m)
+                                       for k, m in sorted(by_column.items())}))
             for labels, teacher in sorted({(r.label_strategy, r.teacher_sha256 or "")
                                            for r in rows}):
                 teacher = teacher or None
@@ -333,6 +414,6 @@ def build_tables(entries: Iterable[Entry],
                                 metric=metric, protocol_version=version,
                                 protocol_sha256=protocol_sha, columns=columns,
                                 rows=tuple(_mark(rows, columns)),
-                                full_data=_full_data(teacher_sidecars, key, metric)))
+                                full_data=_full_data(teacher_sidecars, key[:5], metric),
+                                section=section))
     return Leaderboard(tables=tuple(tables), unranked=tuple(unranked), entries=tuple(entries))
-

@@ -1,7 +1,8 @@
 """Checking entries: everything a schema cannot say about an entry under ``submissions/``.
 
 The protocol (version known, hash equal to that version's, names known, the data-set store hash
-of a generated data set), the entry's id and location, its official claim, and, when the
+of a generated data set), the track and formation (:mod:`~vdcbench.leaderboard.temporal`), the
+entry's id and location, its official claim, and, when the
 archive file is at hand, the archive itself (sha256, validity, manifest). :func:`submit` runs
 the protocol checks on the records before an entry exists.
 """
@@ -17,6 +18,7 @@ from typing import Any
 from vdcbench.core.errors import UnknownNameError, VdcError
 from vdcbench.leaderboard.entry import ENTRY_FILE, RESERVED_DIRS, Entry, entry_id
 from vdcbench.leaderboard.measurement import shown
+from vdcbench.leaderboard.temporal import temporal_problem
 from vdcbench.leaderboard.verification import check_status
 from vdcbench.protocol import Protocol, load_protocol
 
@@ -83,9 +85,13 @@ def check_entry(entry: Entry, path: Path, root: Path, *, read_archives: bool = T
     check_names(protocol, entry.dataset, entry.track, entry.label_strategy, entry.variant,
                  entry.nets, where)
     check_dataset_hash(protocol, entry.dataset, entry.dataset_sha256, where)
+    problem = temporal_problem(protocol, entry.dataset, entry.track, entry.formation,
+                               entry.variant, entry.epochs)
+    if problem is not None:
+        raise VdcError(f"{where}: {problem}")
     expected_id = entry_id(entry.method.name, entry.track, entry.label_strategy,
                            entry.archive.sha256, entry.variant, entry.epochs,
-                           protocol.trainer.epochs)
+                           protocol.trainer.epochs, entry.formation)
     if entry.id != expected_id:
         raise VdcError(f"{where}: id {entry.id!r} should be {expected_id!r}")
     if path.parent.name != entry.id or path.parent.parent.name != entry.dataset:
@@ -198,10 +204,11 @@ def validate_entries(root: str | os.PathLike[str], *, read_archives: bool = True
     for path in entry_paths(root):
         entry = Entry.from_disk(path)
         check_entry(entry, path, root, read_archives=read_archives)
-        same = (entry.archive.sha256, entry.variant, entry.epochs, entry.teacher_sha256)
+        same = (entry.archive.sha256, entry.variant, entry.epochs, entry.teacher_sha256,
+                entry.formation)
         if same in seen:
-            raise VdcError(f"{path}: measures the same archive, variant and schedule as "
-                           f"{seen[same]}")
+            raise VdcError(f"{path}: measures the same archive, variant, schedule and formation "
+                           f"as {seen[same]}")
         seen[same] = path
         entries.append(entry)
     return entries

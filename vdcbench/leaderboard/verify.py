@@ -308,7 +308,8 @@ def _preflight(claim: Claim, loaded, net: str, options: VerifyOptions, folder: P
         raise VdcError(f"{claim.name}: the archive was written under protocol "
                        f"{loaded.protocol.short_hash}, the results under {shown(m.protocol_sha256)}")
     evaluation = Evaluation(loaded.protocol, loaded, EvalSettings(
-        net=net, variant=m.variant, device=options.device, epochs=m.epochs), folder)
+        net=net, variant=m.variant, device=options.device, epochs=m.epochs,
+        formation=m.formation), folder)
     key = Measurement.of(evaluation.key(0))
     for name, label in FIELD_LABELS.items():
         ours, theirs = getattr(key, name), getattr(m, name)
@@ -330,7 +331,7 @@ def _check_seed(claim: Claim, loaded, net: str, claimed: SeedResult, options: Ve
     with torch_threads(threads):
         record = evaluate_cell(loaded, net, claimed.seed, variant=m.variant,
                                device=options.device, results_dir=folder, epochs=m.epochs,
-                               progress=progress)
+                               formation=m.formation, progress=progress)
     wall = time.perf_counter() - started
     source = claim.records.get((net, claimed.seed))
     return compare_seed(net, claimed, record, options.tolerance, wall,

@@ -17,11 +17,13 @@ from typing import Any
 
 from vdcbench.leaderboard.render.gallery import GALLERY_CLASSES, GALLERY_PER_CLASS, GalleryImage
 from vdcbench.leaderboard.render.plots import Plot
-from vdcbench.leaderboard.render.text import (cell_count, cell_gain, cell_value, condensation,
-                                              labels_label, legend, method_label, net_figure,
-                                              ordered_results, percent, statuses)
+from vdcbench.leaderboard.render.text import (cell_count, cell_gain, cell_value, column_label,
+                                              condensation, labels_label, legend, method_label,
+                                              net_figure, ordered_results, percent, statuses,
+                                              temporal_note, track_label)
+from vdcbench.leaderboard.entry import Entry
 from vdcbench.leaderboard.verification import status_of
-from vdcbench.leaderboard.tables import Leaderboard, Row, Table, net_rank
+from vdcbench.leaderboard.tables import Column, Leaderboard, Row, Table, net_rank
 from vdcbench.protocol import load_protocol
 
 _CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
@@ -108,8 +110,11 @@ def _board_section(table: Table, plots: Sequence[Plot]) -> list[str]:
                  f"{_e(table.full_data.teacher_sha256[:12])}</code> "
                  f"({table.full_data.epochs} epochs).")
     out = [f'<section class="board" id="{_e(table.slug)}" data-net="{_e(table.net)}" '
-           f'data-dataset="{_e(table.dataset)}">', f"<h2>{_e(table.title)}</h2>",
-           f'<p class="meta">{meta}</p>'] + _html_table(table)
+           f'data-dataset="{_e(table.dataset)}" data-section="{_e(table.section)}">',
+           f"<h2>{_e(table.title)}</h2>"]
+    if table.temporal:
+        out.append(f'<p class="meta">{_e(temporal_note(table))}</p>')
+    out += [f'<p class="meta">{meta}</p>'] + _html_table(table)
     out.append('<div class="plots">')
     for plot in plots:
         out.append(f'<figure><img alt="{_e(plot.caption)}" src="'
@@ -122,10 +127,14 @@ def _html_table(table: Table) -> list[str]:
     head = ['<th data-type="text">Kind</th>', '<th data-type="text">Labels</th>',
             '<th data-type="text">Method</th>']
     for col in table.columns:
-        ratio = percent(col.ratio)
-        head.append(f'<th class="num" data-type="num">IPC {col.ipc}'
-                    + (f" <small>{_e(ratio)}</small>" if ratio else "") + "</th>")
-        head.append(f'<th class="num" data-type="num">Δ <small>IPC {col.ipc}</small></th>')
+        ratio, label = percent(col.ratio), column_label(table, col)
+        head.append(f'<th class="num" data-type="num" data-column="{_e(col.key)}">'
+                    + _column_head(table, col) + (f" <small>{_e(ratio)}</small>" if ratio else "")
+                    + "</th>")
+        if table.temporal:      # five (track, formation) columns: Δ names its column on hover
+            head.append(f'<th class="num" data-type="num" title="Δ {_e(label)}">Δ</th>')
+        else:
+            head.append(f'<th class="num" data-type="num">Δ <small>{_e(label)}</small></th>')
     out = ['<div class="scroll"><table class="sortable">',
            "<thead><tr>" + "".join(head) + "</tr></thead>", "<tbody>"]
     if table.full_data is not None:
@@ -140,6 +149,15 @@ def _html_table(table: Table) -> list[str]:
     return out + ["</tbody>", "</table></div>"]
 
 
+def _column_head(table: Table, column: Column) -> str:
+    """A column's label; a temporal one as its track, then its formation on a line of its own
+    (the stylesheet breaks it), so that the grid's columns fit the page."""
+    if not table.temporal:
+        return _e(column_label(table, column))
+    return (f'<span class="col-track">[{column.ipc}, {column.frames}]</span> '
+            f'<span class="col-formation">{_e(column.formation_name)}</span>')
+
+
 def _html_row(table: Table, row: Row, order: int) -> str:
     classes = "placeholder" if row.placeholder else ""
     # A row shows under a status filter when any of its cells holds that status; a cell whose
@@ -149,7 +167,7 @@ def _html_row(table: Table, row: Row, order: int) -> str:
              f"<td>{_e(labels_label(row.label_strategy, row.teacher_sha256))}</td>",
              f"<td>{_e(method_label(row))}</td>"]
     for col in table.columns:
-        cell = row.cells.get(col.track)
+        cell = row.cells.get(col.key)
         if cell is None:
             cells.append('<td class="num">–</td><td class="num"></td>')
             continue
@@ -185,7 +203,7 @@ def _entries_section(board: Leaderboard, gallery: Sequence[GalleryImage]) -> lis
     unranked = {u.entry.id: u.reason for u in board.unranked}
     drawn = {image.first.archive.sha256 for image in gallery}
     for order, e in enumerate(board.entries):
-        entry_id = f'<code class="id">{_e(e.id)}</code>'
+        entry_id = _id_html(e)
         if e.archive.sha256 in drawn:          # to the archive's picture in the gallery
             entry_id = f'<a href="#{_archive_anchor(e.archive.sha256)}">{entry_id}</a>'
         results = ordered_results(e)
@@ -193,6 +211,9 @@ def _entries_section(board: Leaderboard, gallery: Sequence[GalleryImage]) -> lis
         sort_value = next((repr(r.spread("top1").mean) for r in results if r.net == lead), "")
         figures = "".join(f'<span class="net">{_e(net_figure(r))}</span>' for r in results)
         status = status_of(e)
+        # A formation under the track, on a line of its own (the stylesheet breaks it).
+        formation = ("" if e.formation is None
+                     else f'<small class="formation">{_e(e.formation)}</small>')
         out.append(
             f'<tr data-order="{order}" data-filter data-labels="{_e(e.label_strategy)}" '
             f'data-nets="{_e(" ".join(e.nets))}" data-archive="{_e(e.archive.sha256)}" '
@@ -200,7 +221,8 @@ def _entries_section(board: Leaderboard, gallery: Sequence[GalleryImage]) -> lis
             f'<td class="id" title="archive {_e(e.archive.sha256)}">{entry_id}</td>'
             f"<td>{_e(e.method.name)}</td><td>{_e(e.method.kind)}</td>"
             f"<td>{_e(labels_label(e.label_strategy, e.teacher_sha256))}</td>"
-            f'<td class="track">{_e(e.track)}</td><td>{_e(unranked.get(e.id, "yes"))}</td>'
+            f'<td class="track">{_e(e.track)}{formation}</td>'
+            f'<td>{_e(unranked.get(e.id, "yes"))}</td>'
             f'<td class="nets" data-value="{sort_value}">{figures}</td>'
             f'<td class="status" data-status="{_e(status.status.value)}" '
             f'title="{_e(status.label)}"><span class="badge">{_e(status.status.value)}</span>'
@@ -209,6 +231,16 @@ def _entries_section(board: Leaderboard, gallery: Sequence[GalleryImage]) -> lis
             f"<td>{_e(condensation(e))}</td><td>{_e(', '.join(e.method.authors) or '–')}</td>"
             "</tr>")
     return out + ["</tbody>", "</table>", "</div>", "</section>"]
+
+
+def _id_html(entry: Entry) -> str:
+    """An entry's id, unbroken; one ending in a formation may break before it (a ``wbr`` between
+    two unbreakable parts), so that the longer ids of temporal entries do not widen the table."""
+    cut = entry.id.rfind(f"-{entry.formation}") if entry.formation is not None else -1
+    if cut <= 0:
+        return f'<code class="id">{_e(entry.id)}</code>'
+    return (f'<code class="id parts"><span class="part">{_e(entry.id[:cut])}</span><wbr>'
+            f'<span class="part">{_e(entry.id[cut:])}</span></code>')
 
 
 def _status_detail(status) -> str:

@@ -1,5 +1,6 @@
 """``leaderboard/README.md``: a table per (data set, net, metric, protocol) in the study's
-Table-6 shape, its plots, every entry, and the entries that are not ranked."""
+Table-6 shape (and one per temporal section, a column per track and formation), its plots, every
+entry, and the entries that are not ranked."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ from collections.abc import Mapping, Sequence
 
 from vdcbench.leaderboard.entry import Entry
 from vdcbench.leaderboard.render.plots import Plot
-from vdcbench.leaderboard.render.text import (cell_count, cell_gain, cell_value, condensation,
-                                              entry_figures, entry_status, labels_label, legend,
-                                              method_label, percent)
+from vdcbench.leaderboard.render.text import (cell_count, cell_gain, cell_value, column_label,
+                                              condensation, entry_figures, entry_status,
+                                              labels_label, legend, method_label, percent,
+                                              temporal_note, track_label)
 from vdcbench.leaderboard.tables import Leaderboard, Table
 from vdcbench.protocol import load_protocol
 
@@ -26,7 +28,10 @@ def render_readme(board: Leaderboard, plots: Mapping[str, Sequence[Plot]]) -> st
     if not board.tables:
         lines += ["No ranked entries yet.", ""]
     for table in board.tables:
-        lines += [f"## {table.title}", "", _table_meta(table), ""] + _md_table(table) + [""]
+        lines += [f"## {table.title}", ""]
+        if table.temporal:
+            lines += [temporal_note(table), ""]
+        lines += [_table_meta(table), ""] + _md_table(table) + [""]
         for plot in plots.get(table.slug, ()):
             lines.append(f"![{plot.caption}]({plot.path})")
         lines.append("")
@@ -54,7 +59,7 @@ def _md_table(table: Table) -> list[str]:
     head = ["Kind", "Labels", "Method"]
     for col in table.columns:
         ratio = percent(col.ratio)
-        head += [f"IPC {col.ipc}" + (f" ({ratio})" if ratio else ""), "Δ"]
+        head += [column_label(table, col) + (f" ({ratio})" if ratio else ""), "Δ"]
     lines = ["| " + " | ".join(head) + " |",
              "|" + "|".join([":--"] * 3 + ["--:", "--:"] * len(table.columns)) + "|"]
     if table.full_data is not None:
@@ -66,7 +71,7 @@ def _md_table(table: Table) -> list[str]:
         cells = [row.kind, _md(labels_label(row.label_strategy, row.teacher_sha256)),
                  _md(method_label(row))]
         for col in table.columns:
-            cell = row.cells.get(col.track)
+            cell = row.cells.get(col.key)
             if cell is None:
                 cells += ["–", ""]
                 continue
@@ -90,7 +95,7 @@ def _entries(entries: Sequence[Entry]) -> list[str]:
     for e in entries:
         lines.append("| " + " | ".join([
             f"`{e.id}`", _md(e.method.name), e.method.kind,
-            _md(labels_label(e.label_strategy, e.teacher_sha256)), e.track,
+            _md(labels_label(e.label_strategy, e.teacher_sha256)), _md(track_label(e)),
             e.variant if e.epochs == _protocol_epochs(e) else f"{e.variant}, {e.epochs} epochs",
             _md(entry_figures(e)), _md(entry_status(e)), _archive_cell(e),
             f"{e.archive.bytes:,}",
@@ -103,7 +108,7 @@ def _unranked(board: Leaderboard) -> list[str]:
     if not board.unranked:
         return []
     lines = ["## Not ranked", "",
-             "Study variants, shortened schedules and unofficial tracks: measured and kept, "
+             "Study variants, shortened schedules and tracks no table ranks: measured and kept, "
              "never set beside the ranked cells.", "",
              "| Entry | Data set | Reason | Top-1 % per net | Status |",
              "|:--|:--|:--|:--|:--|"]

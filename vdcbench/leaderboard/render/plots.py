@@ -8,7 +8,10 @@ A plot is drawn only where it shows something:
   and a log axis from 1 to 10 with every point at 1 says nothing);
 - accuracy against stored bytes needs archives whose sizes span at least ``MIN_BYTES_SPAN``:
   archives of one track differ by a few label bytes, and an axis stretched over those would
-  present noise as a trend.
+  present noise as a trend;
+- a temporal table (the equal-frame grid, a column per track and formation) gets one dot chart of
+  every cell it holds: its columns store the same frames per class, so there is no bytes axis,
+  and two formations of one track share an IPC, so no line through IPCs either.
 
 Every plot shows chance level (1/K, or k/K for top-k) and, where a protocol teacher is shipped,
 the full-data accuracy, and its value axis stays inside [0, 100], so a reader can place the
@@ -25,7 +28,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from vdcbench.leaderboard.render.text import cell_count, labels_label
+from vdcbench.leaderboard.render.text import cell_count, column_label, labels_label
 from vdcbench.leaderboard.tables import METRIC_LABELS, Column, Row, Table, TableCell
 from vdcbench.protocol import load_protocol
 
@@ -56,6 +59,10 @@ def table_plots(table: Table) -> tuple[Plot, ...]:
         return ()
     plots = []
     columns = _columns_with_data(table)
+    if table.temporal:
+        return (Plot(f"plots/{table.slug}-cells.svg",
+                     f"{table.title}: accuracy per track and formation",
+                     _svg(draw_cells(table))),)
     if len(columns) >= 2:
         plots.append(Plot(f"plots/{table.slug}-ipc.svg", f"{table.title}: accuracy against IPC",
                           _svg(draw_ipc(table))))
@@ -108,20 +115,35 @@ def draw_bytes(table: Table):
 def draw_dots(table: Table, column: Column):
     """The rows of a table with results on one IPC only: a dot (mean ± std) per row, on an
     accuracy axis that runs from chance level to the full-data accuracy (when known)."""
-    rows = [r for r in _series(table) if column.track in r.cells]
-    figure, ax = _figure(1.5 + _DOT_ROW * len(rows) + _LEGEND_ROW)
+    rows = [r for r in _series(table) if column.key in r.cells]
+    return _dot_chart(table, [(row, column, _series_label(row)) for row in rows],
+                      f"{_metric(table)} accuracy (%) at IPC {column.ipc}")
+
+
+def draw_cells(table: Table):
+    """Every cell of a temporal table as a dot (mean ± std), column by column (track, then
+    formation) and in the table's row order within a column."""
+    dots = [(row, column, f"{column_label(table, column)} · {_series_label(row)}")
+            for column in table.columns for row in _series(table) if column.key in row.cells]
+    return _dot_chart(table, dots, f"{_metric(table)} accuracy (%)")
+
+
+def _dot_chart(table: Table, dots: list[tuple[Row, Column, str]], xlabel: str):
+    """A dot (mean ± std) per (row, column, label), top to bottom, on an accuracy axis that runs
+    from chance level to the full-data accuracy (when known)."""
+    figure, ax = _figure(1.5 + _DOT_ROW * len(dots) + _LEGEND_ROW)
     colors = _colors(table)
-    for k, row in enumerate(rows):
-        cell = row.cells[column.track]
+    for k, (row, column, _) in enumerate(dots):
+        cell = row.cells[column.key]
         ax.errorbar([cell.mean], [k], xerr=[cell.std], color=colors[row.method],
                     marker=_MARKERS.get(row.label_strategy, "o"), capsize=3, linestyle="none")
-    ax.set_yticks(range(len(rows)),
-                  [_plain(f"{_series_label(row)} · {cell_count(row.cells[column.track])}")
-                   for row in rows], fontsize=8)
-    ax.set_ylim(len(rows) - 0.5, -0.5)       # the table's row order, top to bottom
+    ax.set_yticks(range(len(dots)),
+                  [_plain(f"{label} · {cell_count(row.cells[column.key])}")
+                   for row, column, label in dots], fontsize=8)
+    ax.set_ylim(len(dots) - 0.5, -0.5)       # the table's row order, top to bottom
     _references(ax, table, vertical=True)
     ax.margins(x=0.06)          # chance and full data off the frame's edge
-    ax.set_xlabel(f"{_metric(table)} accuracy (%) at IPC {column.ipc}")
+    ax.set_xlabel(xlabel)
     ax.set_title(_plain(table.title), fontsize=10)
     ax.grid(True, axis="x", linewidth=0.4, alpha=0.5)
     _clamp(ax, "x")
@@ -134,8 +156,8 @@ def _errorbars(ax, table: Table, x: Callable[[Column, TableCell], float], *,
     """One line per row with entries: mean ± std of each of its cells at ``x``."""
     colors = _colors(table)
     for row in _series(table):
-        columns = [c for c in table.columns if c.track in row.cells]
-        cells = [row.cells[c.track] for c in columns]
+        columns = [c for c in table.columns if c.key in row.cells]
+        cells = [row.cells[c.key] for c in columns]
         ax.errorbar([x(column, cell) for column, cell in zip(columns, cells)],
                     [c.mean for c in cells], yerr=[c.std for c in cells],
                     label=_plain(_series_label(row)), color=colors[row.method],
@@ -203,7 +225,7 @@ def _series_label(row: Row) -> str:
 
 def _columns_with_data(table: Table) -> list[Column]:
     used = {t for r in _series(table) for t in r.cells}
-    return [c for c in table.columns if c.track in used]
+    return [c for c in table.columns if c.key in used]
 
 
 def _colors(table: Table) -> dict[str, str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from vdcbench.core.stats import format_mean_std
 from vdcbench.leaderboard.entry import Entry, NetResults
-from vdcbench.leaderboard.tables import Row, TableCell, net_rank
+from vdcbench.leaderboard.tables import Column, Row, Table, TableCell, net_rank
 from vdcbench.leaderboard.ties import ALPHA, MIN_PAIRS, MIN_PERMUTATION_PAIRS
 from vdcbench.leaderboard.verification import STATUS_ORDER, status_of
 from vdcbench.protocol import load_protocol
@@ -12,6 +12,27 @@ from vdcbench.protocol import load_protocol
 
 def percent(ratio: float | None) -> str:
     return "" if ratio is None else f"{ratio * 100:.2g} %"
+
+
+def column_label(table: Table, column: Column) -> str:
+    """An official column by its IPC; a temporal one as the study's Table 4b names its cells,
+    [IPC, frames], then its formation: "[2, 16] slide-window"."""
+    if not table.temporal:
+        return f"IPC {column.ipc}"
+    return f"[{column.ipc}, {column.frames}] {column.formation_name}"
+
+
+def track_label(entry: Entry) -> str:
+    """An entry's track, with its formation when it has one: "ipc2-t16 (slide-window)"."""
+    return entry.track if entry.formation is None else f"{entry.track} ({entry.formation})"
+
+
+def temporal_note(table: Table) -> str:
+    """What a temporal table's columns are, under its title."""
+    return ("Temporal tracks of the protocol's equal-frame grid: [IPC, frames per instance], "
+            "the same frames per class in every column, and the formation that made the "
+            "evaluation net's 8-frame clips (the track's default first; one archive formed two "
+            "ways is two cells). Ranked among themselves, never with the official tracks.")
 
 
 def cell_value(cell: TableCell) -> str:
@@ -83,8 +104,10 @@ def legend() -> str:
         "two cells tie unless their differences paired by evaluation seed all have the same "
         f"sign (fewer than {MIN_PAIRS} paired seeds: tied); with {MIN_PERMUTATION_PAIRS} or more "
         f"paired seeds, an exact paired sign-flip test at {float(ALPHA) * 100:g} %. Only "
-        "official results (protocol schedule, official variant, official tracks) are ranked; a "
-        "table never mixes protocol hashes, data-set stores, nets or metrics. Beside each "
+        "official results (protocol schedule, official variant) are ranked: the official tracks "
+        "in one table, the temporal tracks of the equal-frame grid in another, a column per "
+        "track and formation; a table never mixes protocol hashes, data-set stores, nets or "
+        "metrics. Beside each "
         "number, who vouches for it: verified (re-scored from the archive by `vdcbench "
         "verify`, bit for bit), reproduced (re-scored within a stated tolerance, for a stated "
         "reason), self-reported (not re-scored: who ran it, and where); a cell pooling "

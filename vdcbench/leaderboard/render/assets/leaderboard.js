@@ -124,8 +124,22 @@
     return { figures: figures, entries: entries };
   }
 
+  // Each board as the reader sees it: its kind (official or temporal tracks), whether it is on
+  // screen, its column headers and how many rows it shows.
+  function boards() {
+    return Array.prototype.map.call(document.querySelectorAll("section.board"), function (s) {
+      var table = s.querySelector("table");
+      return { id: s.id, section: s.getAttribute("data-section"),
+               visible: !s.hidden && s.offsetWidth > 0 && s.offsetHeight > 0,
+               headers: Array.prototype.map.call(table.tHead.rows[0].cells, function (th) {
+                 return th.textContent.trim(); }),
+               rows: Array.prototype.filter.call(table.tBodies[0].rows, function (r) {
+                 return !r.hidden; }).length };
+    });
+  }
+
   function selftest() {
-    var report = { layout: layout(), gallery: gallery() };
+    var report = { layout: layout(), gallery: gallery(), boards: boards() };
     var table = document.querySelector("section.board table");
     if (table) {
       var head = table.tHead.rows[0].cells;
