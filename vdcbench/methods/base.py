@@ -16,7 +16,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -138,20 +138,27 @@ class CondensationTask:
             out.append(mean_by_owner(logits, formed.owners))
         return torch.cat(out)
 
-    def finish(self, method: "Method", videos: torch.Tensor, labels: torch.Tensor,
-               wall_seconds: float | None = None) -> CondensedSet:
-        """Wrap selected or synthesised clips as a CondensedSet, adding soft labels when asked."""
-        strategy = self.protocol.label_strategy(self.label_strategy)
-        config = dataclasses.asdict(method.config)
+    def recorded_config(self, method: "Method",
+                        config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """``config`` (default: the method's, as a dict) as a manifest records it: a
+        ``formation`` resolved to its id on a temporal track (evaluation forms its clips the
+        same way), and no key at all at the protocol's 8 frames, where only ``none`` can apply,
+        so such manifests (and distillation identities) are those written before formations
+        existed."""
+        config = dict(dataclasses.asdict(method.config) if config is None else config)
         if "formation" in config:
-            # Recorded resolved for a temporal track (evaluation forms its clips the same way);
-            # at the protocol's 8 frames only ``none`` can apply, and nothing is recorded, so
-            # such manifests are those written before formations existed.
             formation = self.formation(config["formation"], method.name)
             if self.track.frames == self.protocol.sampling.frames:
                 del config["formation"]
             else:
                 config["formation"] = formation.id
+        return config
+
+    def finish(self, method: "Method", videos: torch.Tensor, labels: torch.Tensor,
+               wall_seconds: float | None = None) -> CondensedSet:
+        """Wrap selected or synthesised clips as a CondensedSet, adding soft labels when asked."""
+        strategy = self.protocol.label_strategy(self.label_strategy)
+        config = self.recorded_config(method)
         # Soft labels come from the teacher the method chose (its config's ``teacher_profile``),
         # else from the task's profile, which a method without that setting records here.
         profile = self._profile(config.get("teacher_profile"))

@@ -221,18 +221,9 @@ def identity_config(config: Any) -> dict[str, Any]:
 
 def resolved_config(task: CondensationTask, method: Method,
                     config: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """``config`` (default: the method's, as a dict) with its ``formation`` resolved for the
-    task's track, as ``CondensationTask.finish`` records it: the formation's id on a temporal
-    track, and no key at all on the protocol's 8 frames, where only ``none`` can apply (so such
-    identities and manifests are those written before formations existed)."""
-    config = dict(dataclasses.asdict(method.config) if config is None else config)
-    if "formation" in config:
-        formation = task.formation(config["formation"], method.name)
-        if task.track.frames == task.protocol.sampling.frames:
-            del config["formation"]
-        else:
-            config["formation"] = formation.id
-    return config
+    """``config`` with its ``formation`` resolved as ``CondensationTask.finish`` records it
+    (:meth:`CondensationTask.recorded_config`)."""
+    return task.recorded_config(method, config)
 
 
 def run_identity(task: CondensationTask, method: Method,

@@ -20,17 +20,16 @@ the split).
 from __future__ import annotations
 
 import functools
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
 
 from vdcbench.core.errors import VdcError
+from vdcbench.protocol.declarations import declared_tables, read_declarations, refusal
 
 STUDY_TRACKS_FILE = "study-tracks.toml"
 ALL_VIDEOS = "all"
-_FORMAT_VERSION = 1
 _KEYS = frozenset({"description", "protocol_versions", "ipc", "frames"})
 
 
@@ -61,8 +60,11 @@ class StudyTracks:
         return f"{self.name}: {ipcs} at {', '.join(map(str, self.frames))} frames"
 
 
+_WHAT = "study tracks"
+
+
 def _refuse(source: str, detail: str) -> VdcError:
-    return VdcError(f"study tracks {source}: {detail}")
+    return refusal(_WHAT, source, detail)
 
 
 def _integers(value: Any) -> bool:
@@ -94,25 +96,13 @@ def _declaration(name: str, table: Any, source: str) -> StudyTracks:
 def study_tracks_from_toml(raw: Mapping[str, Any], source: str = "(in memory)"
                            ) -> Mapping[str, StudyTracks]:
     """The declarations of a parsed study-tracks file; a one-line ``VdcError`` for another shape."""
-    if set(raw) != {"format", "tracks"}:
-        extra = sorted(set(raw) ^ {"format", "tracks"})
-        raise _refuse(source, f"unexpected or missing table {extra[0]!r}")
-    if raw["format"] != {"version": _FORMAT_VERSION}:
-        raise _refuse(source, f"[format] must be version = {_FORMAT_VERSION}")
-    if not isinstance(raw["tracks"], Mapping):
-        raise _refuse(source, "[tracks] must be a table")
-    return MappingProxyType({n: _declaration(n, t, source) for n, t in raw["tracks"].items()})
+    tracks = declared_tables(raw, "tracks", _WHAT, source)
+    return MappingProxyType({n: _declaration(n, t, source) for n, t in tracks.items()})
 
 
 @functools.lru_cache(maxsize=None)
 def load_study_tracks(directory: Path) -> Mapping[str, StudyTracks]:
     """Every declaration in ``directory`` by name (none when the file is absent)."""
     path = Path(directory) / STUDY_TRACKS_FILE
-    if not path.is_file():
-        return MappingProxyType({})
-    try:
-        with path.open("rb") as fh:
-            raw = tomllib.load(fh)
-    except tomllib.TOMLDecodeError as exc:
-        raise _refuse(str(path), f"not TOML ({exc})") from None
-    return study_tracks_from_toml(raw, str(path))
+    raw = read_declarations(path, _WHAT)
+    return MappingProxyType({}) if raw is None else study_tracks_from_toml(raw, str(path))

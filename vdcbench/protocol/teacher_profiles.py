@@ -15,19 +15,18 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
 
 from vdcbench.core.errors import UnknownNameError, VdcError
+from vdcbench.protocol.declarations import declared_tables, read_declarations, refusal
 from vdcbench.protocol.spec import (PROTOCOL_DIR, Dataset, Protocol, TeacherRecipe,
                                     canonical_sha256)
 
 PROFILES_FILE = "teacher-profiles.toml"
 PROTOCOL_PROFILE = "protocol"
-_FORMAT_VERSION = 1
 _PROFILE_KEYS = frozenset({"description", "protocol_versions", "recipe"})
 # What a profile may change: the schedule and the batch. The net and the recipe's name are the
 # protocol's; the rest (momentum, decay, clip, crops, seed) stays the protocol's by declaration.
@@ -68,8 +67,11 @@ class TeacherProfile:
         return dataclasses.replace(base, name=f"{base.name}+{self.name}", **self.overrides)
 
 
+_WHAT = "teacher profiles"
+
+
 def _refuse(source: str, detail: str) -> VdcError:
-    return VdcError(f"teacher profiles {source}: {detail}")
+    return refusal(_WHAT, source, detail)
 
 
 def _profile(name: str, table: Any, source: str) -> TeacherProfile:
@@ -105,14 +107,7 @@ def _profile(name: str, table: Any, source: str) -> TeacherProfile:
 def profiles_from_toml(raw: Mapping[str, Any], source: str = "(in memory)"
                        ) -> Mapping[str, TeacherProfile]:
     """The profiles of a parsed profiles file; a one-line ``VdcError`` for any other shape."""
-    if set(raw) != {"format", "profiles"}:
-        extra = sorted(set(raw) ^ {"format", "profiles"})
-        raise _refuse(source, f"unexpected or missing table {extra[0]!r}")
-    if raw["format"] != {"version": _FORMAT_VERSION}:
-        raise _refuse(source, f"[format] must be version = {_FORMAT_VERSION}")
-    profiles = raw["profiles"]
-    if not isinstance(profiles, Mapping):
-        raise _refuse(source, "[profiles] must be a table")
+    profiles = declared_tables(raw, "profiles", _WHAT, source)
     return MappingProxyType({n: _profile(n, t, source) for n, t in profiles.items()})
 
 
@@ -124,14 +119,8 @@ def load_teacher_profiles(directory: Path = PROTOCOL_DIR) -> Mapping[str, Teache
 @functools.lru_cache(maxsize=None)
 def _load(directory: Path) -> Mapping[str, TeacherProfile]:
     path = directory / PROFILES_FILE
-    if not path.is_file():
-        return MappingProxyType({})
-    try:
-        with path.open("rb") as fh:
-            raw = tomllib.load(fh)
-    except tomllib.TOMLDecodeError as exc:
-        raise _refuse(str(path), f"not TOML ({exc})") from None
-    return profiles_from_toml(raw, str(path))
+    raw = read_declarations(path, _WHAT)
+    return MappingProxyType({}) if raw is None else profiles_from_toml(raw, str(path))
 
 
 def teacher_profile(name: str | None, protocol: Protocol | None = None,
