@@ -237,6 +237,33 @@ def test_temporal_entries_get_tables_of_their_own(temporal, study, teachers):  #
     assert "formation" not in official.to_dict()["columns"][0]
 
 
+def test_a_temporal_table_plots_a_dot_per_cell(temporal, teachers):  # noqa: F811
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from vdcbench.leaderboard.render.plots import draw_cells, table_plots
+    from vdcbench.leaderboard.tables import build_tables, load_teacher_sidecars
+
+    board = build_tables(validate_entries(temporal), load_teacher_sidecars(teachers))
+    grid = next(t for t in board.tables if t.temporal)
+    [plot] = table_plots(grid)              # no IPC line (two formations share IPC 2), no bytes
+    assert plot.path == f"plots/{grid.slug}-cells.svg"
+    figure = draw_cells(grid)
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    (ax,) = figure.axes
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    # Column by column, in the table's row order: Random before RDED on [2, 16] slide-window.
+    assert [label.split(" · n=")[0] for label in labels] == [
+        "[8, 4] interpolate-linear · random (hard)", "[2, 16] slide-window · random (hard)",
+        "[2, 16] slide-window · rded (hard)", "[2, 16] segment · rded (hard)"]
+    low, high = ax.get_xlim()
+    assert 0 <= low < 10 and 90 < high <= 100              # chance and full data in view
+    # The title, over a figure whose labels take half its width, stays inside it.
+    box, frame = figure._suptitle.get_window_extent(renderer), figure.bbox
+    assert frame.x0 <= box.x0 and box.x1 <= frame.x1
+
+
 def test_build_readme_json_and_check(temporal, teachers, tmp_path):  # noqa: F811
     from vdcbench.leaderboard.build import build
 

@@ -125,10 +125,12 @@ def draw_cells(table: Table):
     formation) and in the table's row order within a column."""
     dots = [(row, column, f"{column_label(table, column)} · {_series_label(row)}")
             for column in table.columns for row in _series(table) if column.key in row.cells]
-    return _dot_chart(table, dots, f"{_metric(table)} accuracy (%)")
+    # The title over the whole figure: the labels' column leaves the axes too narrow for it.
+    return _dot_chart(table, dots, f"{_metric(table)} accuracy (%)", figure_title=True)
 
 
-def _dot_chart(table: Table, dots: list[tuple[Row, Column, str]], xlabel: str):
+def _dot_chart(table: Table, dots: list[tuple[Row, Column, str]], xlabel: str, *,
+               figure_title: bool = False):
     """A dot (mean ± std) per (row, column, label), top to bottom, on an accuracy axis that runs
     from chance level to the full-data accuracy (when known)."""
     figure, ax = _figure(1.5 + _DOT_ROW * len(dots) + _LEGEND_ROW)
@@ -144,7 +146,10 @@ def _dot_chart(table: Table, dots: list[tuple[Row, Column, str]], xlabel: str):
     _references(ax, table, vertical=True)
     ax.margins(x=0.06)          # chance and full data off the frame's edge
     ax.set_xlabel(xlabel)
-    ax.set_title(_plain(table.title), fontsize=10)
+    if figure_title:
+        figure.suptitle(_plain(table.title), fontsize=10)
+    else:
+        ax.set_title(_plain(table.title), fontsize=10)
     ax.grid(True, axis="x", linewidth=0.4, alpha=0.5)
     _clamp(ax, "x")
     _legend(figure, ax)
