@@ -355,3 +355,17 @@ def test_diff_tells_two_formations_of_one_archive_apart(temporal):
     segment = first_entry(temporal, r"rded-ipc2-t16-hard-[0-9a-f]{12}-segment")
     comparison = diff(window, segment)
     assert not comparison.comparable and comparison.blocking == ("temporal formation",)
+
+
+def test_verify_repeats_the_entrys_formation(temporal, tmp_path):
+    """verify's preflight builds the evaluation it would run: through the entry's formation, so a
+    non-default one (segment on ipc2-t16) is repeated, not refused as another measurement; and
+    each seed's source record is found under the formation's folder."""
+    from vdcbench.archive import read_archive
+    from vdcbench.leaderboard.verify import VerifyOptions, _preflight, claim_from_entry
+
+    entry = Entry.from_disk(first_entry(temporal, r"rded-ipc2-t16-hard-[0-9a-f]{12}-segment"))
+    claim = claim_from_entry(entry, temporal)
+    assert sorted(claim.records) == [("minic3d", 0), ("minic3d", 1), ("minic3d", 2)]
+    assert claim.records[("minic3d", 0)].key.formation == "segment"
+    _preflight(claim, read_archive(claim.archive), "minic3d", VerifyOptions(), tmp_path)

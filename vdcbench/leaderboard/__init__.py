@@ -6,9 +6,12 @@
 - ``submit``: :func:`submit`, result records -> entry, refusing records that cannot form one;
 - ``validate``: :func:`validate_entries`, what a schema cannot check (protocol, location,
   archive);
+- ``temporal``: which temporal-track results become entries (the equal-frame grid, with their
+  formation, official only; never a study track) and the columns they are ranked in;
 - ``ties``: :func:`compare` / :func:`tied`, the rule that decides when one cell beats another;
-- ``tables``: :func:`build_tables`, entries -> tables in the study's Table-6 shape (the model of
-  the leaderboard: what it holds, whatever draws it);
+- ``tables``: :func:`build_tables`, entries -> tables in the study's Table-6 shape, official
+  tracks and temporal tracks apart (the model of the leaderboard: what it holds, whatever draws
+  it);
 - ``render``: the model drawn as Markdown, JSON, an HTML page (CSS and JS as package data),
   plots and a gallery;
 - ``build``: :func:`build` / :func:`render`, ``submissions/`` -> ``leaderboard/`` (pure);

@@ -11,13 +11,15 @@ What the leaderboard holds is :func:`~vdcbench.leaderboard.tables.build_tables`'
 file draws it is :mod:`vdcbench.leaderboard.render`'s. Generated files:
 
 - ``README.md`` (``render.markdown``): one table per (data set, net, metric, protocol) in the
-  study's Table-6 shape, the plots, every entry, and the entries that are not ranked;
+  study's Table-6 shape, then one per temporal section (the equal-frame grid, a column per track
+  and formation), the plots, every entry, and the entries that are not ranked;
 - ``leaderboard.json`` (``render.jsonfile``): the same data for machines;
 - ``index.html`` (``render.html``): a self-contained page with sortable tables, a filter by
   label strategy and net, the plots and a gallery;
 - ``plots/<table>-ipc.svg`` (accuracy against IPC), or ``plots/<table>-ipc<k>.svg`` (a dot
   chart) for a table whose results all sit on IPC k, and ``plots/<table>-bytes.svg`` where the
-  archives' sizes differ enough to plot against (``render.plots``);
+  archives' sizes differ enough to plot against; ``plots/<table>-cells.svg`` (a dot per cell)
+  for a temporal table (``render.plots``);
 - ``gallery/<dataset>-<archive sha12>.png`` (``render.gallery``): a contact sheet of every clip
   of each archive committed under ``submissions/``, so entries on different archives never
   share a picture.
