@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def make_temporal_archive(protocol, path: Path, track: str, *, method="rded", seed=0,
-                          formation="slide-window") -> str:
+                          formation: str | None = "slide-window") -> str:
     """A tiny real archive of ``track`` (ipcK-tT): K x 10 uint8 instances of T frames."""
     ipc, frames = (int(x) for x in track[3:].split("-t"))
     n = 10 * ipc
@@ -40,10 +40,11 @@ def make_temporal_archive(protocol, path: Path, track: str, *, method="rded", se
                                    indexing="ij")
     offset = torch.randint(0, 256, (n, 3, 1, 1, 1), generator=g)
     videos = ((w * 4 + h * 2 + t * 16 + offset) % 256).to(torch.uint8)
+    config = {} if formation is None else {"formation": formation}
     cs = CondensedSet(videos=videos, labels=torch.arange(n, dtype=torch.int64) % 10,
                       dataset="synthetic", track=track,
                       method=MethodInfo(name=method, kind="selection", seed=seed, wall_seconds=2.5,
-                                        device="cpu", config={"formation": formation}),
+                                        device="cpu", config=config),
                       label_strategy="hard")
     return write_archive(cs, path, protocol=protocol)
 
@@ -70,12 +71,15 @@ def temporal_records(protocol, archive_sha: str, top1: dict[int, float], track: 
 
 
 # (method, track, formation, top-1 per evaluation seed): RDED's ipc2-t16 archive formed two
-# ways, Random's on the same track (the Δ reference), and an ipc8-t4 cell.
+# ways, Random's on the same track (the Δ reference), an ipc8-t4 cell, and an ipc4-t8 one: a
+# temporal track of 8 frames, whose records (and entry) have no formation, as an 8-frame
+# official track's.
 TEMPORAL = [
     ("rded", "ipc2-t16", "slide-window", {0: 44.0, 1: 45.0, 2: 46.0}),
     ("rded", "ipc2-t16", "segment", {0: 39.0, 1: 40.0, 2: 41.0}),
     ("random", "ipc2-t16", "slide-window", {0: 38.0, 1: 37.0, 2: 39.0}),
     ("random", "ipc8-t4", "interpolate-linear", {0: 50.0, 1: 52.0, 2: 51.0}),
+    ("random", "ipc4-t8", None, {0: 47.0, 1: 48.0, 2: 49.0}),
 ]
 
 
@@ -229,6 +233,7 @@ def test_temporal_entries_get_tables_of_their_own(temporal, study, teachers):  #
     assert window.gain == pytest.approx(45.0 - 38.0)     # Random of the same column
     assert segment.gain is None                          # no Random formed by segment
     assert cells[("random", False)]["ipc8-t4/interpolate-linear"].best
+    assert cells[("random", False)]["ipc4-t8"].mean == 48.0     # none: the track alone
     from vdcbench.leaderboard.render.text import column_label
     assert [column_label(grid, c) for c in grid.columns][2] == "[2, 16] slide-window"
     assert column_label(official, official.columns[0]) == "IPC 1"
@@ -255,7 +260,8 @@ def test_a_temporal_table_plots_a_dot_per_cell(temporal, teachers):  # noqa: F81
     labels = [t.get_text() for t in ax.get_yticklabels()]
     # Column by column, in the table's row order: Random before RDED on [2, 16] slide-window.
     assert [label.split(" · n=")[0] for label in labels] == [
-        "[8, 4] interpolate-linear · random (hard)", "[2, 16] slide-window · random (hard)",
+        "[8, 4] interpolate-linear · random (hard)", "[4, 8] none · random (hard)",
+        "[2, 16] slide-window · random (hard)",
         "[2, 16] slide-window · rded (hard)", "[2, 16] segment · rded (hard)"]
     low, high = ax.get_xlim()
     assert 0 <= low < 10 and 90 < high <= 100              # chance and full data in view

@@ -20,7 +20,7 @@ from vdcbench.leaderboard.render.plots import Plot
 from vdcbench.leaderboard.render.text import (cell_count, cell_gain, cell_value, column_label,
                                               condensation, labels_label, legend, method_label,
                                               net_figure, ordered_results, percent, statuses,
-                                              temporal_note, track_label)
+                                              temporal_note)
 from vdcbench.leaderboard.entry import Entry
 from vdcbench.leaderboard.verification import status_of
 from vdcbench.leaderboard.tables import Column, Leaderboard, Row, Table, net_rank
