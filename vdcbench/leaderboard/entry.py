@@ -5,9 +5,9 @@ An entry lives at ``submissions/<dataset>/<id>/entry.json`` (schema:
 :func:`~vdcbench.leaderboard.submit.submit`, never typed by hand: the records must be one
 :class:`~vdcbench.leaderboard.measurement.Measurement` (protocol hash, archive, data set and its
 store hash, track, label strategy, evaluation variant, teacher, temporal formation) under one
-schedule, so an entry is one row of evidence that can be set beside another. It carries the archive's sha256 and
-storage ledger, the condensation cost the manifest records, and per net the per-seed results
-with the versions each run used. The summary per net (mean, std, n) is derived;
+schedule, so an entry is one row of evidence that can be set beside another. It carries the
+archive's sha256 and storage ledger, the condensation cost the manifest records, and per net the
+per-seed results with the versions each run used. The summary per net (mean, std, n) is derived;
 :meth:`Entry.from_dict` refuses one that does not match its seeds.
 
 An entry of a temporal track of the protocol's equal-frame grid carries the formation its records
