@@ -28,6 +28,7 @@ def _readme_python_block() -> str:
     return block
 
 
+@pytest.mark.slow   # 84 s on a loaded core (3 Dec); CI runs it in its `pytest -m slow` step
 def test_the_readme_python_block_runs(tmp_path, monkeypatch):
     code = _readme_python_block()
     # The README shows the protocol's schedule; the test runs one seed of one epoch. Each
@@ -70,6 +71,7 @@ class Recorder(Progress):
         self.events.append(("epoch", net, seed, epoch))
 
 
+@pytest.mark.slow   # 45 s on a loaded core (3 Dec); CI runs it in its `pytest -m slow` step
 def test_a_rerun_reuses_every_record_without_training(tmp_path, random_ipc1, monkeypatch):
     archive, records = random_ipc1[1], tmp_path / "records"
     first = Recorder()

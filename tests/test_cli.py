@@ -14,6 +14,7 @@ def _run(*args):
     return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
+@pytest.mark.slow   # 46 s on a loaded core (3 Dec); CI runs it in its `pytest -m slow` step
 def test_run_baseline_validate_evaluate_and_resume(tmp_path):
     archive = tmp_path / "r.tar"
     result = _run("run-baseline", "random", "--dataset", "synthetic", "--ipc", "1", "-o", archive)
@@ -133,6 +134,7 @@ def test_unwritable_json_is_one_line(tmp_path, random_ipc1, monkeypatch):
     assert "Traceback" not in result.output
 
 
+@pytest.mark.slow   # 42 s on a loaded core (3 Dec); CI runs it in its `pytest -m slow` step
 def test_results_aggregates_records_over_seeds(tmp_path, random_ipc1):
     records = tmp_path / "records"
     assert _run("evaluate", random_ipc1[1], "--seeds", "0,1", "--epochs", "1",

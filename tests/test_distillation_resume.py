@@ -80,6 +80,7 @@ def test_a_distillation_killed_after_a_checkpoint_resumes_to_the_unbroken_archiv
     assert not any(p.name.endswith("-resume.bin") for p in _artifacts(cache).iterdir())
 
 
+@pytest.mark.slow   # 63 s on a loaded core (3 Dec); CI runs it in its `pytest -m slow` step
 def test_a_distillation_interrupted_with_sigint_resumes_to_the_unbroken_archive(unbroken,
                                                                                tmp_path):
     expected, synthetic = unbroken

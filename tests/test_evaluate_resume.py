@@ -52,6 +52,7 @@ def test_the_interval_is_ten_epochs_on_the_protocol_schedule_and_one_on_short_on
     assert resume_interval(EPOCHS) == 1 and resume_interval(1) == 1
 
 
+@pytest.mark.slow   # 57 s on a loaded core (3 Dec); CI runs it in its `pytest -m slow` step
 def test_a_stopped_seed_resumes_inside_the_seed_with_the_unbroken_numbers(random_ipc1, tmp_path):
     archive = random_ipc1[1]
     unbroken = vdcbench.evaluate_cell(archive, "minic3d", 0, epochs=EPOCHS,

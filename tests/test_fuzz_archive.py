@@ -155,6 +155,7 @@ def _fix_checksums(blob: bytes, headers: tuple[int, ...]) -> bytes:
     return bytes(out)
 
 
+@pytest.mark.slow   # 44 s on a loaded core (3 Dec); CI runs it in its `pytest -m slow` step
 @fuzz_settings(ci_examples=1200)
 @given(data=st.data())
 def test_fuzz_archive_bytes(data, seeds, workdir):

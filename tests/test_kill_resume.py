@@ -42,6 +42,7 @@ def _records(folder: Path) -> dict[str, dict]:
     return out
 
 
+@pytest.mark.slow   # 72 s on a loaded core (3 Dec); CI runs it in its `pytest -m slow` step
 def test_evaluate_killed_at_seeded_points_resumes_to_the_unbroken_records(collection, tmp_path):
     base, _, archive = collection
     rng = random.Random(SEED)
@@ -152,6 +153,7 @@ def _store_digest(store: Path) -> dict[str, str]:
                for name in ("frames.npy", "index.json")}}
 
 
+@pytest.mark.slow   # 51 s on a loaded core (3 Dec); CI runs it in its `pytest -m slow` step
 def test_prepare_killed_at_seeded_points_resumes_to_the_same_store(collection, tmp_path):
     _, folder, _ = collection
     rng = random.Random(SEED + 2)

@@ -89,6 +89,7 @@ def test_minibatches_cover_every_clip_before_repeating():
     assert [len(b) for b in plan.batches] == [4, 4, 2, 4, 4]
 
 
+@pytest.mark.slow   # 77 s on a loaded core (3 Dec); CI runs it in its `pytest -m slow` step
 def test_a_tiny_run_lowers_its_loss(protocol, experts, task):
     cfg = MTT.Config(iterations=8, syn_steps=2, expert_epochs=1, max_start_epoch=1, batch_syn=0,
                  augment=False, lr_img=300.0, lr_lr=1e-5, syn_lr=0.2)

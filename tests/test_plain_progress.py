@@ -134,6 +134,7 @@ def test_progress_bar_is_plain_when_stderr_is_not_a_terminal(tmp_path):
     assert lines[-1].startswith("prepare acts: 3/3 (100%)") and "videos/s" in lines[-1]
 
 
+@pytest.mark.slow   # 42 s on a loaded core (3 Dec); CI runs it in its `pytest -m slow` step
 def test_an_evaluation_logged_to_a_file_shows_plain_seed_lines(tmp_path, random_ipc1,
                                                                 vdcbench_cache):
     """The real command, stdout and stderr to a file: a line when the seed starts, its last epoch,

@@ -119,6 +119,7 @@ def test_data_info_of_unknown_and_unprepared_sets():
     assert synthetic.exit_code == 0 and "800 train / 300 val" in synthetic.output
 
 
+@pytest.mark.slow   # 59 s on a loaded core (3 Dec); CI runs it in its `pytest -m slow` step
 @pytest.mark.skipif(not GT_ACTIONS.is_dir(), reason="../shared/data/real/gt-actions is absent")
 def test_gt_actions_prepare_condense_and_evaluate(tmp_path):
     prepared = _run("prepare", "folder", "--root", GT_ACTIONS, "--group", r"P\d+(?=T)")

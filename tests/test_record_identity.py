@@ -63,6 +63,7 @@ def test_committed_records_keep_their_paths_and_the_protocol_schedule():
         assert record.relative_path() == path.relative_to(COMMITTED)
 
 
+@pytest.mark.slow   # 45 s on a loaded core (3 Dec); CI runs it in its `pytest -m slow` step
 def test_a_shortened_run_then_another_schedule_reuses_nothing(random_ipc1, tmp_path):
     archive, results = random_ipc1[1], tmp_path / "res"
     first = vdcbench.evaluate_archive(archive, seeds=(0,), epochs=1, results_dir=results)

@@ -270,6 +270,7 @@ def _check_set(condensed, name, ipc=1):
     assert condensed.method.name == name and condensed.method.kind == "selection"
 
 
+@pytest.mark.slow   # 49 s on a loaded core (3 Dec); CI runs it in its `pytest -m slow` step
 def test_herding_end_to_end_stores_the_centred_clip_nearest_each_class_mean(protocol, tmp_path,
                                                                             feature_store):
     from vdcbench.methods.features import centred_clips, teacher_features

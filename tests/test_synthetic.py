@@ -34,6 +34,7 @@ def test_class_names():
 
 # --- (a) regeneration against the pinned hashes, and the cache ---------------------------------
 
+@pytest.mark.slow   # 68 s on a loaded core (3 Dec); CI runs it in its `pytest -m slow` step
 def test_regenerated_splits_match_the_pin_and_are_cached(cache, monkeypatch):
     assert paths.cache_root() == cache.parent.parent
     first = {}

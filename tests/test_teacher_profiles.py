@@ -173,6 +173,7 @@ def test_a_stop_request_ends_the_fit_after_the_step_and_the_rerun_resumes(protoc
     assert weights_sha256(resumed) == weights_sha256(unbroken)
 
 
+@pytest.mark.slow   # 57 s on a loaded core (3 Dec); CI runs it in its `pytest -m slow` step
 def test_sigint_stops_teacher_training_even_when_started_ignoring_it(tmp_path, tmp_path_factory):
     """The reported bug: a run started with SIGINT ignored (a script's background job) ran on
     through two SIGINTs. Now the first one stops it after the step in progress, exit 130, with

@@ -144,6 +144,7 @@ def test_rded_slide_window_is_the_default_and_recorded(protocol, tmp_path):
     assert torch.allclose(condensed.soft_labels, task.teacher_logits(centred), atol=1e-5)
 
 
+@pytest.mark.slow   # 104 s on a loaded core (3 Dec); CI runs it in its `pytest -m slow` step
 def test_herding_features_are_the_formations_clips_of_the_centred_window(protocol, tmp_path):
     _teacher_or_skip(protocol)
     task = _task(protocol, tmp_path, "ipc2-t16")
@@ -166,6 +167,7 @@ def test_herding_features_are_the_formations_clips_of_the_centred_window(protoco
     assert torch.equal(condensed.videos[9], windows[order[1]])
 
 
+@pytest.mark.slow   # 46 s on a loaded core (3 Dec); CI runs it in its `pytest -m slow` step
 def test_kcenter_on_a_four_frame_track_interpolates_by_default(protocol, tmp_path):
     _teacher_or_skip(protocol)
     condensed = KCenter().condense(_task(protocol, tmp_path, "ipc8-t4"))
@@ -250,6 +252,7 @@ def test_committed_records_read_as_none():
 
 
 # ------------------------------------------------------------------------------- end to end
+@pytest.mark.slow   # 59 s on a loaded core (3 Dec); CI runs it in its `pytest -m slow` step
 def test_rded_ipc2_t16_validates_evaluates_and_records_its_formation(tmp_path, protocol):
     _teacher_or_skip(protocol)
     archive = tmp_path / "rded-t16.tar"
