@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from vdcbench.core.errors import VdcError
+
 from process_fixtures import (copy_cache, finish, invoke, one_thread, shared_collection, start,
                               wait_for)
 
@@ -55,6 +57,32 @@ def test_cells_sharing_a_condensed_set_share_its_archive_and_settings_name_it():
                 if c.method == "rded"}
     assert "rded-synthetic-ipc1-t16-hard-segment-s0.tar" in sampling
     assert "rded-synthetic-ipc1-t16-hard-slide-window-s0.tar" in sampling
+
+
+def test_a_data_sets_method_settings_join_every_arm_and_the_arms_own_win():
+    from vdcbench.study.cells import expand
+    from vdcbench.study.spec import parse_studies
+    studies = parse_studies({
+        "format": "vdcbench-studies", "format_version": 1,
+        "dataset_settings": {"synthetic": {"edc": {"preset": "cpu", "iterations": 7}}},
+        "studies": {"x": {"arms": ["edc", "rded", {"method": "edc", "label": "edc-long",
+                                                    "settings": {"iterations": 90}}],
+                          "ipc": [1], "rows": ["method"], "columns": ["ipc"], "seeds": [0]}}})
+    on_synthetic = {c.arm.label: c.arm.settings_dict() for c in expand(studies["x"], "synthetic")}
+    assert on_synthetic == {"edc": {"preset": "cpu", "iterations": 7}, "rded": {},
+                            "edc-long": {"preset": "cpu", "iterations": 90}}
+    elsewhere = {c.arm.label: c.arm.settings_dict() for c in expand(studies["x"], "ucf101")}
+    assert elsewhere == {"edc": {}, "rded": {}, "edc-long": {"iterations": 90}}
+    # The shipped file runs every distillation method on `synthetic` with its cpu preset.
+    from vdcbench.study.spec import get_study
+    label = expand(get_study("label-strategy"), "synthetic")
+    assert {c.method for c in label if c.arm.settings_dict().get("preset") == "cpu"} == {
+        "dm", "mtt", "datm", "edc"}
+    with pytest.raises(VdcError, match=r"\[dataset_settings\] synthetic.edc: must be a non-empty"):
+        parse_studies({"format": "vdcbench-studies", "format_version": 1,
+                       "dataset_settings": {"synthetic": {"edc": {}}},
+                       "studies": {"x": {"arms": ["edc"], "ipc": [1], "rows": ["method"],
+                                         "columns": ["ipc"]}}})
 
 
 def test_a_bad_studies_file_and_unknown_names_are_one_line(tmp_path):
@@ -202,12 +230,17 @@ def test_label_strategy_rebuilds_table_6_from_committed_records_without_running_
     assert not (tmp_path / "out" / "archives").exists()
     # README's Table 6 is `vdcbench results --table methods --condensation-seed 0 --markdown`
     # over these records (the README may lag a record just committed, so it is not read here).
-    # Its selection rows, that is: the committed distillation records are the methods' `cpu`
-    # presets, another recipe than the study's distillation arms, so the study leaves them out.
+    # Every row, the distillation rows too: on `synthetic` the study runs those methods with
+    # their `cpu` presets (studies.toml [dataset_settings]), the recipe of the committed records.
+    # The results table groups its rows under selection and distillation headings, alphabetically;
+    # the study keeps the paper's order: the same rows, another order.
     expected = invoke("results", records, "--table", "methods", "--condensation-seed", "0",
-                      "--method", "random,forgetting,herding,kcenter,rded", "--markdown")
+                      "--markdown")
     assert expected.exit_code == 0, expected.output
-    assert _table(made) == _table(expected.output)
+    expected_rows = [row for row in _table(expected.output) if not row.startswith("| **")]
+    assert _table(made)[:3] == expected_rows[:3]
+    assert sorted(_table(made)) == sorted(expected_rows)
+    assert any(row.startswith("| edc | ") for row in _table(made))
     assert _table(made)[0].startswith("| synthetic, minic3d | IPC 1 hard | IPC 1 soft |")
     for suffix in ("-cells.json", "-table.json", ".svg", ".png"):
         assert (tmp_path / "out" / f"label-strategy-synthetic{suffix}").stat().st_size > 0

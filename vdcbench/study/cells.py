@@ -125,7 +125,7 @@ def expand(study: Study, dataset: str, narrowing: Narrowing = Narrowing(),
                            f"no such IPC (its IPCs: "
                            f"{', '.join(dict.fromkeys(str(s.ipc) for s in study.shapes))})")
     cells = []
-    for arm in arms:
+    for arm in (study.arm_on(a, dataset) for a in arms):
         for shape in shapes:
             seeds = study.seeds_for(int(shape.ipc))
             if narrowing.seeds is not None:

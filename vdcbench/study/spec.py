@@ -73,6 +73,18 @@ class Study:
     names: tuple[tuple[str, str], ...] = ()  # an axis value's name in the table
     full_data_row: bool = False             # the full train split's teacher as the first row
     plot: str = "bars"
+    # (data set, method, ((key, value), ...)): the file's [dataset_settings], which every arm
+    # of that method runs with on that data set unless the arm sets the key itself
+    dataset_settings: tuple[tuple[str, str, tuple[tuple[str, Any], ...]], ...] = ()
+
+    def arm_on(self, arm: Arm, dataset: str) -> Arm:
+        """``arm`` as it runs on ``dataset``: the data set's settings of its method, then its own."""
+        extra = {key: value for ds, method, settings in self.dataset_settings
+                 if ds == dataset and method == arm.method for key, value in settings}
+        if not extra:
+            return arm
+        return Arm(method=arm.method, label=arm.label,
+                   settings=tuple(sorted({**extra, **arm.settings_dict()}.items())))
 
     def display(self, value: str) -> str:
         return dict(self.names).get(value, value)
@@ -123,7 +135,24 @@ def _shape(raw: Any, where: str) -> Shape:
                  label=str(raw.get("label", f"IPC {ipc}" if frames == 8 else f"[{ipc}, {frames}]")))
 
 
-def _study(name: str, raw: Any) -> Study:
+def _dataset_settings(raw: Any) -> tuple[tuple[str, str, tuple[tuple[str, Any], ...]], ...]:
+    where = "[dataset_settings]"
+    if not isinstance(raw, Mapping):
+        raise _refuse(where, "must be a table of data sets")
+    out = []
+    for dataset, methods in raw.items():
+        if not isinstance(methods, Mapping):
+            raise _refuse(f"{where} {dataset}", "must map method names to tables of settings")
+        for method, settings in methods.items():
+            if not isinstance(settings, Mapping) or not settings:
+                raise _refuse(f"{where} {dataset}.{method}", "must be a non-empty table")
+            out.append((str(dataset), str(method), tuple(sorted(settings.items()))))
+    return tuple(out)
+
+
+def _study(name: str, raw: Any,
+           dataset_settings: tuple[tuple[str, str, tuple[tuple[str, Any], ...]], ...] = ()
+           ) -> Study:
     where = f"study {name!r}"
     if not isinstance(raw, Mapping):
         raise _refuse(where, "must be a table")
@@ -164,19 +193,22 @@ def _study(name: str, raw: Any) -> Study:
         seeds_ipc1=(None if "seeds_ipc1" not in raw
                     else _ints(raw["seeds_ipc1"], f"{where} seeds_ipc1")),
         rows=rows, columns=columns, names=tuple(sorted(names.items())),
-        full_data_row=bool(raw.get("full_data_row", False)), plot=plot)
+        full_data_row=bool(raw.get("full_data_row", False)), plot=plot,
+        dataset_settings=dataset_settings)
 
 
 def parse_studies(raw: Mapping[str, Any]) -> dict[str, Study]:
     """Studies from a parsed studies file; anything unexpected is refused with where it is."""
     if raw.get("format") != STUDIES_FORMAT or raw.get("format_version") != STUDIES_FORMAT_VERSION:
         raise _refuse("the file", f"not a {STUDIES_FORMAT} v{STUDIES_FORMAT_VERSION} file")
-    if set(raw) - {"format", "format_version", "studies"}:
-        raise _refuse("the file", f"unknown keys {sorted(set(raw) - {'format', 'format_version', 'studies'})}")
+    top = {"format", "format_version", "studies", "dataset_settings"}
+    if set(raw) - top:
+        raise _refuse("the file", f"unknown keys {sorted(set(raw) - top)}")
     studies = raw.get("studies")
     if not isinstance(studies, Mapping) or not studies:
         raise _refuse("the file", "declares no [studies.NAME]")
-    return {name: _study(name, body) for name, body in studies.items()}
+    settings = _dataset_settings(raw.get("dataset_settings", {}))
+    return {name: _study(name, body, settings) for name, body in studies.items()}
 
 
 def load_studies(path: Path | None = None) -> dict[str, Study]:
