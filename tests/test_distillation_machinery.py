@@ -43,6 +43,18 @@ def test_a_preset_fills_the_faithful_defaults_and_an_explicit_value_wins():
         _Config(preset="big")
 
 
+def test_an_explicit_setting_equal_to_the_default_is_not_replaced_by_the_preset():
+    from vdcbench.methods import get_method
+    datm = get_method("datm")
+    assert datm.Config().expert_epochs == 2                  # DATM's faithful default
+    assert datm.config_from_strings({"preset": "cpu"}).expert_epochs == 1
+    chosen = datm.config_from_strings({"preset": "cpu", "expert_epochs": "2",
+                                       "max_start_epoch": "2"})
+    assert (chosen.expert_epochs, chosen.max_start_epoch, chosen.iterations) == (2, 2, 40)
+    # Only while that config is built: the next one without the key takes the preset again.
+    assert datm.config_from_strings({"preset": "cpu"}).expert_epochs == 1
+
+
 # --------------------------------------------------------------------------- a toy objective
 class _Toy(Method):
     name = "toy"

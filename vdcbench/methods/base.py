@@ -14,6 +14,7 @@ there, resumable at each epoch.
 from __future__ import annotations
 
 import abc
+import contextvars
 import dataclasses
 import functools
 from collections.abc import Callable, Mapping
@@ -35,6 +36,19 @@ from vdcbench.train.formation import Formation, form_clips, mean_by_owner, track
 from vdcbench.core.randomness import STREAM_METHOD, rng_for
 
 Progress = Callable[[int, int, str], None]
+
+
+# The keys a caller sets while a config is built from ``--set`` values. A method's declared
+# preset fills the keys still at their faithful default in ``__post_init__``, which cannot tell
+# an explicit value equal to that default from no value: without this, ``--set preset=cpu --set
+# expert_epochs=2`` ran DATM with the preset's 1, since 2 is DATM's default.
+_EXPLICIT_SETTINGS: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar(
+    "explicit_settings", default=frozenset())
+
+
+def explicit_settings() -> frozenset[str]:
+    """The keys set explicitly in the config now being built (a preset leaves them alone)."""
+    return _EXPLICIT_SETTINGS.get()
 
 
 @dataclass(frozen=True)
@@ -224,7 +238,11 @@ class Method(abc.ABC):
             except ValueError:
                 raise VdcError(f"{cls.name} setting {key}={text!r} is not a valid "
                                f"{type(default).__name__}") from None
-        return cls.Config(**values)
+        token = _EXPLICIT_SETTINGS.set(frozenset(values))
+        try:
+            return cls.Config(**values)
+        finally:
+            _EXPLICIT_SETTINGS.reset(token)
 
     @abc.abstractmethod
     def condense(self, task: CondensationTask) -> CondensedSet:

@@ -52,7 +52,7 @@ import torch
 
 from vdcbench.core.errors import VdcError
 from vdcbench.data.splits import dataset_sha256
-from vdcbench.methods.base import CondensationTask, Method
+from vdcbench.methods.base import CondensationTask, Method, explicit_settings
 from vdcbench.protocol.spec import canonical_sha256
 from vdcbench.core.randomness import STREAM_METHOD, torch_seed
 from vdcbench.train.checkpoint import FitCheckpoint
@@ -69,8 +69,8 @@ NOT_IDENTITY = frozenset({"preset", "checkpoint_every"})
 def apply_preset(config: Any, presets: Mapping[str, Mapping[str, Any]], method: str) -> None:
     """In a frozen config's ``__post_init__``: resolve ``config.preset`` in place.
 
-    Keys still at their faithful default take the preset's value; a key set to anything else
-    keeps it (an explicit ``--set`` wins)."""
+    Keys still at their faithful default take the preset's value; a key set to anything else,
+    or set explicitly by ``--set`` (even to the default), keeps it: an explicit value wins."""
     name = config.preset
     if not name:
         return
@@ -78,8 +78,9 @@ def apply_preset(config: Any, presets: Mapping[str, Mapping[str, Any]], method: 
         known = ", ".join(sorted(presets))
         raise VdcError(f"{method} preset {name!r} is unknown (known: {known})")
     defaults = {f.name: f.default for f in dataclasses.fields(config)}
+    explicit = explicit_settings()
     for key, value in presets[name].items():
-        if getattr(config, key) == defaults[key]:
+        if key not in explicit and getattr(config, key) == defaults[key]:
             object.__setattr__(config, key, value)
 
 
