@@ -254,9 +254,9 @@ def results_cmd(folders: tuple[Path, ...], table_kind: str, dataset: str | None,
     chosen = None if methods is None else tuple(m.strip() for m in methods.split(",") if m.strip())
     from vdcbench.protocol import LATEST_VERSION, PROTOCOL_PROFILE, load_protocol
     # The study's Table 6 compares the official tracks; a temporal track is asked for by --track.
-    frames = (load_protocol(LATEST_VERSION).official_frames
-              if table_kind == "methods" and track is None else None)
-    where = PivotFilter(dataset=dataset, methods=chosen, net=net, frames=frames,
+    official_tracks = (tuple(load_protocol(LATEST_VERSION).track_ids())
+                       if table_kind == "methods" and track is None else None)
+    where = PivotFilter(dataset=dataset, methods=chosen, net=net, tracks=official_tracks,
                         label_strategy=label_strategy, track=track,
                         variant=variant, condensation_seed=condensation_seed,
                         official_only=variant in (None, "official"),

@@ -46,9 +46,10 @@ class PivotFilter:
     variant: str | None = None
     official_only: bool = True
     teacher_profile: str | None = None       # a profile's name; teacher-free records join any
-    # Frames per instance to keep (the official tracks' 8 for the study's Table 6): a temporal
-    # track is another budget, so it joins a methods table only when asked for.
-    frames: int | None = None
+    # Tracks to keep (the official ones for the study's Table 6): a temporal track, even one of
+    # 8 frames such as ipc4-t8 of the equal-frame grid, is another budget, so it joins a methods
+    # table only when asked for.
+    tracks: tuple[str, ...] | None = None
 
     def admits(self, record: EvalRecord) -> bool:
         k = record.key
@@ -59,7 +60,7 @@ class PivotFilter:
                 and (self.net is None or k.net == self.net)
                 and (self.label_strategy is None or k.label_strategy == self.label_strategy)
                 and (self.track is None or k.track == self.track)
-                and (self.frames is None or _track_frames(k.track) == self.frames)
+                and (self.tracks is None or k.track in self.tracks)
                 and (self.variant is None or k.variant == self.variant)
                 and (self.condensation_seed is None
                      or record.method.seed == self.condensation_seed)
