@@ -30,6 +30,8 @@ _STUDY_KEYS = frozenset({"title", "paper", "arms", "ipc", "shapes", "labels", "v
                          "full_data_row", "plot"})
 _ARM_KEYS = frozenset({"method", "label", "settings"})
 _SHAPE_KEYS = frozenset({"ipc", "frames", "formation", "label"})
+# (data set, method, ((setting, value), ...)): a method's settings on one data set.
+DatasetSettings = tuple[tuple[str, str, tuple[tuple[str, Any], ...]], ...]
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,7 @@ class Study:
     plot: str = "bars"
     # (data set, method, ((key, value), ...)): the file's [dataset_settings], which every arm
     # of that method runs with on that data set unless the arm sets the key itself
-    dataset_settings: tuple[tuple[str, str, tuple[tuple[str, Any], ...]], ...] = ()
+    dataset_settings: DatasetSettings = ()
 
     def arm_on(self, arm: Arm, dataset: str) -> Arm:
         """``arm`` as it runs on ``dataset``: the data set's settings of its method, then its own."""
@@ -135,7 +137,7 @@ def _shape(raw: Any, where: str) -> Shape:
                  label=str(raw.get("label", f"IPC {ipc}" if frames == 8 else f"[{ipc}, {frames}]")))
 
 
-def _dataset_settings(raw: Any) -> tuple[tuple[str, str, tuple[tuple[str, Any], ...]], ...]:
+def _dataset_settings(raw: Any) -> DatasetSettings:
     where = "[dataset_settings]"
     if not isinstance(raw, Mapping):
         raise _refuse(where, "must be a table of data sets")
@@ -151,7 +153,7 @@ def _dataset_settings(raw: Any) -> tuple[tuple[str, str, tuple[tuple[str, Any], 
 
 
 def _study(name: str, raw: Any,
-           dataset_settings: tuple[tuple[str, str, tuple[tuple[str, Any], ...]], ...] = ()
+           dataset_settings: DatasetSettings = ()
            ) -> Study:
     where = f"study {name!r}"
     if not isinstance(raw, Mapping):
