@@ -67,9 +67,16 @@ def test_the_group_restores_an_ignored_sigint_afterwards(monkeypatch):
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, previous)
-    # A handler that is not "ignored" is left alone.
-    with sigint_taken_back():
-        assert signal.getsignal(signal.SIGINT) is previous
+    # A handler that is not "ignored" is left alone. Set one of our own: under nohup or a
+    # background job this process itself starts with SIGINT ignored.
+    def own_handler(signum, frame):
+        raise KeyboardInterrupt
+    previous = signal.signal(signal.SIGINT, own_handler)
+    try:
+        with sigint_taken_back():
+            assert signal.getsignal(signal.SIGINT) is own_handler
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 # --------------------------------------------------------------------- Ctrl-C under CliRunner
