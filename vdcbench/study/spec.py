@@ -75,8 +75,8 @@ class Study:
     names: tuple[tuple[str, str], ...] = ()  # an axis value's name in the table
     full_data_row: bool = False             # the full train split's teacher as the first row
     plot: str = "bars"
-    # (data set, method, ((key, value), ...)): the file's [dataset_settings], which every arm
-    # of that method runs with on that data set unless the arm sets the key itself
+    # The file's [dataset_settings]: every arm of a method runs with them on that data set
+    # unless the arm sets the key itself.
     dataset_settings: DatasetSettings = ()
 
     def arm_on(self, arm: Arm, dataset: str) -> Arm:
